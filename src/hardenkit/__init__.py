@@ -1,0 +1,83 @@
+"""hardenkit: make an existing Python web service production-hard in a few lines.
+
+Public names are loaded lazily (PEP 562), so ``import hardenkit`` costs almost
+nothing and loads no optional backend (limits, redis, uvicorn)::
+
+    import hardenkit as hk
+    hk.harden(app)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._context import request_id
+    from ._headers import HeaderContractMiddleware
+    from ._kit import Kit, Wiring, harden
+    from ._ratelimit import RateLimitMiddleware, rate_limit
+    from .aio import AsyncWrapper, gather_limited, run_sync, to_async
+    from .errors import (
+        CallTimeout,
+        ConfigurationError,
+        HardenkitError,
+        LockError,
+        LockTimeout,
+        StateCorrupted,
+        StateError,
+        StorageUnavailable,
+    )
+    from .health import Check, HealthProbeMiddleware
+    from .lock import FileLock, JsonState, atomic_write
+    from .logs import AccessLogMiddleware, RedactingFilter, Redactor, configure_logging
+
+# public name -> module that defines it (relative to this package)
+_LAZY: dict[str, str] = {
+    "AccessLogMiddleware": ".logs",
+    "AsyncWrapper": ".aio",
+    "CallTimeout": ".errors",
+    "Check": ".health",
+    "ConfigurationError": ".errors",
+    "FileLock": ".lock",
+    "HardenkitError": ".errors",
+    "HeaderContractMiddleware": "._headers",
+    "HealthProbeMiddleware": ".health",
+    "JsonState": ".lock",
+    "Kit": "._kit",
+    "LockError": ".errors",
+    "LockTimeout": ".errors",
+    "RateLimitMiddleware": "._ratelimit",
+    "RedactingFilter": ".logs",
+    "Redactor": ".logs",
+    "StateCorrupted": ".errors",
+    "StateError": ".errors",
+    "StorageUnavailable": ".errors",
+    "Wiring": "._kit",
+    "atomic_write": ".lock",
+    "configure_logging": ".logs",
+    "gather_limited": ".aio",
+    "harden": "._kit",
+    "rate_limit": "._ratelimit",
+    "request_id": "._context",
+    "run_sync": ".aio",
+    "to_async": ".aio",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'hardenkit' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value  # cache: the next access is a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

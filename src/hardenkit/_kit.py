@@ -1,0 +1,498 @@
+"""The registration API: Kit, harden() and the wiring that lets components talk.
+
+A Kit holds middleware registrations and installs them in the canonical order
+(outermost first)::
+
+    kit root (lifespan hooks) > health > headers > access_log > ratelimit > body_limit > app
+
+whatever the order of the ``register`` calls. Components find out about each
+other through one :class:`Wiring` object per kit, handed to every
+hardenkit-aware component as the ``kit=`` option:
+
+* at install time each component class may *declare* things from its options
+  (``hardenkit_declare(options, wiring)``): the paths it answers itself, the
+  response headers it adds (exposed through CORS);
+* each instance may *provide* runtime values (``wiring.provide(name, value)``)
+  that others read lazily, and register start-up and shutdown hooks, which the
+  kit's root runs on the ASGI lifespan events.
+
+This module imports only the standard library at import time; starlette is
+imported when an app is installed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._config import EnvParser
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["SLOTS", "Kit", "Wiring", "harden"]
+
+logger = logging.getLogger("hardenkit.kit")
+
+#: The named slots, outermost first.
+SLOTS: tuple[str, ...] = ("health", "headers", "access_log", "ratelimit", "body_limit")
+
+_SLOT_RANK = {name: (index + 1) * 100 for index, name in enumerate(SLOTS)}
+_OUTERMOST = 10
+_INNERMOST = 900
+_ROOT_RANK = 0
+
+# Where well-known middleware goes when it is registered without an explicit place.
+# Keyed by qualified name, so that knowing them costs no import.
+_KNOWN_PLACES: dict[str, str] = {
+    # Inside the header contract (their answers carry the request id), outside the
+    # rate limiter (a 429 still gets CORS headers, so browsers can read it).
+    "starlette.middleware.cors.CORSMiddleware": "after:headers",
+    "starlette.middleware.trustedhost.TrustedHostMiddleware": "after:headers",
+    "starlette.middleware.httpsredirect.HTTPSRedirectMiddleware": "after:headers",
+    "starlette.middleware.gzip.GZipMiddleware": "before:ratelimit",
+    "starlette.middleware.body_limit.RequestBodyLimitMiddleware": "body_limit",
+}
+
+Hook = Callable[[], Awaitable[None] | None]
+
+
+class Wiring:
+    """What the components of one kit tell each other.
+
+    One instance per installed kit. Components receive it as their ``kit=``
+    option; standalone components get ``None`` and work alone.
+    """
+
+    def __init__(self) -> None:
+        self._answered: dict[str, str] = {}
+        self._answered_prefixes: dict[str, str] = {}
+        self._exposed: list[str] = []
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._provided: dict[str, Any] = {}
+        self.stack: tuple[str, ...] = ()
+
+    # -- paths answered by a component itself (probes) ------------------------------
+    def answer_paths(self, *paths: str, owner: str, prefix: bool = False) -> None:
+        """Declare paths that ``owner`` answers before the app (exempt from limits and logs)."""
+        for path in paths:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigurationError(f"{owner}: answered path {path!r} must start with '/'")
+            (self._answered_prefixes if prefix else self._answered)[path] = owner
+
+    @property
+    def answered_paths(self) -> frozenset[str]:
+        """Exact paths answered by a component (for example ``/livez``)."""
+        return frozenset(self._answered)
+
+    @property
+    def answered_prefixes(self) -> frozenset[str]:
+        return frozenset(self._answered_prefixes)
+
+    def is_answered(self, path: str) -> bool:
+        """True when an outer component answers ``path`` itself."""
+        if path in self._answered:
+            return True
+        return any(path.startswith(prefix) for prefix in self._answered_prefixes)
+
+    # -- response headers to expose through CORS -----------------------------------
+    def expose_headers(self, *names: str) -> None:
+        """Declare response headers that browsers should be allowed to read."""
+        known = {name.lower() for name in self._exposed}
+        for name in names:
+            if name.lower() not in known:
+                self._exposed.append(name)
+                known.add(name.lower())
+
+    @property
+    def exposed_headers(self) -> tuple[str, ...]:
+        return tuple(self._exposed)
+
+    # -- lifespan hooks --------------------------------------------------------------
+    def on_startup(self, hook: Hook) -> None:
+        """Run ``hook`` (sync or async) once the app has started."""
+        self._startup.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        """Run ``hook`` (sync or async) when the server asks the app to shut down, before the app's own."""
+        self._shutdown.append(hook)
+
+    async def run_startup(self) -> None:
+        await _run_hooks(self._startup, "startup")
+
+    async def run_shutdown(self) -> None:
+        await _run_hooks(self._shutdown, "shutdown")
+
+    # -- runtime values --------------------------------------------------------------
+    def provide(self, name: str, value: Any) -> None:
+        """Publish a runtime value (for example ``"ratelimit.storage_state"``)."""
+        self._provided[name] = value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._provided.get(name, default)
+
+    def __repr__(self) -> str:
+        return (
+            f"Wiring(answered={sorted(self._answered)!r}, exposed={self._exposed!r}, "
+            f"provided={sorted(self._provided)!r})"
+        )
+
+
+async def _run_hooks(hooks: Iterable[Hook], phase: str) -> None:
+    for hook in list(hooks):
+        try:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            # One failing hook must not stop the others, nor the server's shutdown.
+            logger.exception("hardenkit %s hook %r failed", phase, hook)
+
+
+class _KitRoot:
+    """Outermost layer of an installed kit: runs the wiring's lifespan hooks.
+
+    HTTP and websocket scopes go straight through.
+    """
+
+    def __init__(self, app: ASGIApp, *, wiring: Wiring) -> None:
+        self.app = app
+        self.wiring = wiring
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        wiring = self.wiring
+
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await wiring.run_shutdown()
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                await wiring.run_startup()
+            await send(message)
+
+        await self.app(scope, receive_wrapper, send_wrapper)
+
+
+@dataclass
+class _Entry:
+    cls: type[Any]
+    args: tuple[Any, ...]
+    options: dict[str, Any]
+    place: str
+    seq: int
+    env_applied: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return _qualname(self.cls)
+
+
+def _qualname(cls: type[Any]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _short(cls: type[Any]) -> str:
+    return cls.__qualname__
+
+
+def _normalise_place(place: str, *, what: str) -> str:
+    if place in ("outermost", "innermost") or place in SLOTS:
+        return place
+    side, _, anchor = place.partition(":")
+    if side in ("before", "after") and anchor in SLOTS:
+        return place
+    choices = ", ".join([*SLOTS, "outermost", "innermost"])
+    raise ConfigurationError(
+        f"{what}: place {place!r} is not known; write a slot name ({', '.join(SLOTS)}), "
+        f"'before:<slot>', 'after:<slot>', 'outermost' or 'innermost' (any of: {choices})"
+    )
+
+
+def _rank(place: str) -> int:
+    if place == "outermost":
+        return _OUTERMOST
+    if place == "innermost":
+        return _INNERMOST
+    if place in _SLOT_RANK:
+        return _SLOT_RANK[place]
+    side, _, anchor = place.partition(":")
+    return _SLOT_RANK[anchor] + (-50 if side == "before" else 50)
+
+
+def before(slot: str) -> str:
+    """Place a middleware just outside ``slot`` (``kit.register_at(before("ratelimit"), Cls)``)."""
+    return _normalise_place(f"before:{slot}", what="before()")
+
+
+def after(slot: str) -> str:
+    """Place a middleware just inside ``slot``."""
+    return _normalise_place(f"after:{slot}", what="after()")
+
+
+class Kit:
+    """Registers middleware and installs it in the canonical order.
+
+    >>> kit = Kit().register(HeaderContractMiddleware)   # doctest: +SKIP
+    >>> kit.install(app)                                   # doctest: +SKIP
+    """
+
+    def __init__(self, *, environ: Mapping[str, str] | None = None) -> None:
+        self._entries: dict[type[Any], _Entry] = {}
+        self._seq = 0
+        # None: the environment is not read (explicit configuration only).
+        self._environ: Mapping[str, str] | None = environ
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Kit:
+        """A kit whose registered components also read ``HARDENKIT_<COMPONENT>_<OPTION>``.
+
+        Variables are read when the kit is installed (or described); explicit
+        options given to ``register`` win over them.
+        """
+        return cls(environ=dict(os.environ if environ is None else environ))
+
+    # -- registration ---------------------------------------------------------------
+    def register(self, middleware_class: type[Any], *args: Any, **options: Any) -> Kit:
+        """Register ``middleware_class`` with exactly what ``app.add_middleware`` takes.
+
+        hardenkit components go to their slot; well-known starlette middleware to
+        its usual place; anything else just outside the app. Registering the same
+        class again replaces its options. Returns the kit.
+        """
+        return self._add(middleware_class, args, options, place=None)
+
+    def register_at(self, place: str, middleware_class: type[Any], *args: Any, **options: Any) -> Kit:
+        """Register a middleware at an explicit place: a slot name, ``"before:<slot>"``,
+        ``"after:<slot>"``, ``"outermost"`` or ``"innermost"`` (see :func:`before`/:func:`after`)."""
+        return self._add(middleware_class, args, options, place=place)
+
+    def unregister(self, middleware_class: type[Any]) -> Kit:
+        """Remove a registration (no error if it was not registered)."""
+        self._entries.pop(middleware_class, None)
+        return self
+
+    def _add(
+        self, cls: type[Any], args: tuple[Any, ...], options: dict[str, Any], *, place: str | None
+    ) -> Kit:
+        if not callable(cls):
+            raise ConfigurationError(
+                f"Kit.register: expected a middleware class, got {cls!r}; "
+                "write kit.register(SomeMiddleware, option=value)"
+            )
+        if "kit" in options and _is_component(cls):
+            raise ConfigurationError(f"{_short(cls)}: 'kit' is set by the kit itself; remove it")
+        if place is None:
+            place = _default_place(cls)
+        place = _normalise_place(place, what=_short(cls))
+        if place in SLOTS:
+            for other in self._entries.values():
+                if other.cls is not cls and other.place == place:
+                    raise ConfigurationError(
+                        f"{_short(cls)}: slot {place!r} already holds {_short(other.cls)}; "
+                        f"unregister it first or use register_at('after:{place}', ...)"
+                    )
+        previous = self._entries.get(cls)
+        seq = previous.seq if previous is not None else self._next_seq()
+        self._entries[cls] = _Entry(cls=cls, args=tuple(args), options=dict(options), place=place, seq=seq)
+        return self
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def __contains__(self, middleware_class: object) -> bool:
+        return middleware_class in self._entries
+
+    def options(self, middleware_class: type[Any]) -> dict[str, Any]:
+        """The explicit options registered for ``middleware_class`` (a copy)."""
+        try:
+            return dict(self._entries[middleware_class].options)
+        except KeyError:
+            raise KeyError(f"{_short(middleware_class)} is not registered") from None
+
+    # -- resolution -----------------------------------------------------------------
+    def _ordered(self) -> list[_Entry]:
+        return sorted(self._entries.values(), key=lambda e: (_rank(e.place), e.seq))
+
+    def _resolve(self) -> tuple[Wiring, list[tuple[type[Any], tuple[Any, ...], dict[str, Any]]]]:
+        """Final (class, args, options) list, outermost first, and the wiring they share."""
+        wiring = Wiring()
+        resolved: list[tuple[_Entry, dict[str, Any]]] = []
+        for entry in self._ordered():
+            options = {**self._env_options(entry), **entry.options}
+            resolved.append((entry, options))
+        # Declarations first (outermost first), so that every instance sees all of them.
+        for entry, options in resolved:
+            declare = getattr(entry.cls, "hardenkit_declare", None)
+            if declare is not None:
+                declare(options, wiring)
+        final: list[tuple[type[Any], tuple[Any, ...], dict[str, Any]]] = []
+        for entry, options in resolved:
+            if _is_component(entry.cls):
+                options = {**options, "kit": wiring}
+            elif entry.name == "starlette.middleware.cors.CORSMiddleware" and wiring.exposed_headers:
+                options = dict(options)
+                exposed = list(options.get("expose_headers", ()))
+                known = {name.lower() for name in exposed}
+                exposed += [name for name in wiring.exposed_headers if name.lower() not in known]
+                options["expose_headers"] = exposed
+            final.append((entry.cls, entry.args, options))
+        wiring.stack = tuple(_short(cls) for cls, _, _ in final)
+        return wiring, final
+
+    def _env_options(self, entry: _Entry) -> dict[str, Any]:
+        if self._environ is None:
+            return {}
+        component = getattr(entry.cls, "hardenkit_env_name", None)
+        table: Mapping[str, EnvParser] = getattr(entry.cls, "hardenkit_env", {}) or {}
+        if not component:
+            return {}
+        prefix = f"HARDENKIT_{component}_"
+        by_env = {f"{prefix}{option.upper()}": option for option in table}
+        values: dict[str, Any] = {}
+        for variable, text in self._environ.items():
+            if not variable.startswith(prefix):
+                continue
+            option = by_env.get(variable)
+            if option is None:
+                known = ", ".join(sorted(by_env)) or "none"
+                raise ConfigurationError(
+                    f"{variable}: {_short(entry.cls)} has no option of that name; known variables: {known}"
+                )
+            try:
+                values[option] = table[option](text)
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(f"{variable}={text!r}: {exc}") from None
+        return values
+
+    # -- installation ---------------------------------------------------------------
+    def install(self, app: Any) -> Any:
+        """Add every registered middleware to a Starlette/FastAPI ``app``; returns the app.
+
+        Must be called before the app starts (Starlette refuses new middleware
+        once it has started serving).
+        """
+        if not hasattr(app, "add_middleware") or not hasattr(app, "user_middleware"):
+            raise ConfigurationError(
+                f"Kit.install expects a Starlette or FastAPI app, got {type(app).__name__}; "
+                "use kit.wrap(app) for any other ASGI app"
+            )
+        wiring, final = self._resolve()
+        # add_middleware inserts at the front, so add innermost first.
+        for cls, args, options in reversed(final):
+            app.add_middleware(cls, *args, **options)
+        app.add_middleware(_KitRoot, wiring=wiring)
+        return app
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """Wrap any ASGI 3 app (Litestar, Quart, Django...) and return the wrapped app."""
+        if not callable(app):
+            raise ConfigurationError(f"Kit.wrap expects an ASGI application, got {app!r}")
+        wiring, final = self._resolve()
+        wrapped = app
+        for cls, args, options in reversed(final):
+            wrapped = cls(wrapped, *args, **options)
+        return _KitRoot(wrapped, wiring=wiring)
+
+    # -- introspection --------------------------------------------------------------
+    def describe(self) -> str:
+        """The final stack, outermost first, one line per layer."""
+        lines = ["hardenkit stack (outermost first):", "  kit root (lifespan hooks)"]
+        for entry in self._ordered():
+            options = {**self._env_options(entry), **entry.options}
+            shown = ", ".join(f"{key}={_short_repr(value)}" for key, value in options.items())
+            label = entry.place if entry.place in SLOTS else f"{entry.place}"
+            lines.append(f"  {label:<18} {_short(entry.cls)}({shown})")
+        lines.append("  app")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        layers = " > ".join(_short(entry.cls) for entry in self._ordered())
+        return f"<Kit {layers or '(empty)'} > app>"
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_component(cls: type[Any]) -> bool:
+    return hasattr(cls, "hardenkit_slot")
+
+
+def _default_place(cls: type[Any]) -> str:
+    slot = getattr(cls, "hardenkit_slot", None)
+    if isinstance(slot, str):
+        return slot
+    return _KNOWN_PLACES.get(_qualname(cls), "innermost")
+
+
+# -- harden() ------------------------------------------------------------------------
+
+#: The recommended set, outermost first: (keyword, "module:Class", default options).
+#: Each component adds its own line here.
+DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
+    ("headers", "hardenkit._headers:HeaderContractMiddleware", {}),
+]
+
+
+def _load(target: str) -> type[Any]:
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    cls: type[Any] = getattr(importlib.import_module(module_name), attr)
+    return cls
+
+
+def harden(app: Any, *, env: bool = True, **overrides: Mapping[str, Any] | bool | None) -> Any:
+    """Install hardenkit's recommended set on a Starlette/FastAPI app (or wrap any ASGI app).
+
+    Each component can be tuned or left out by keyword: ``harden(app,
+    headers={"security_headers": "web"})``; ``False`` or ``None`` leaves it out.
+    With ``env=True`` (the default) ``HARDENKIT_<COMPONENT>_<OPTION>`` variables
+    are read too; keyword options win. Returns what ``install`` or ``wrap`` returns.
+    """
+    known = {name for name, _, _ in DEFAULT_SET}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"harden(): unknown component(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    kit = Kit.from_env() if env else Kit()
+    for name, target, defaults in DEFAULT_SET:
+        override = overrides.get(name, True)
+        if override is False or override is None:
+            continue
+        if override is True:
+            override = {}
+        if not isinstance(override, Mapping):
+            raise ConfigurationError(
+                f"harden(): {name}= takes a dict of options, True, or False, got {override!r}"
+            )
+        kit.register(_load(target), **{**defaults, **override})
+    if hasattr(app, "add_middleware") and hasattr(app, "user_middleware"):
+        return kit.install(app)
+    return kit.wrap(app)
+
+
+class ComponentBase:
+    """Optional base for kit-aware components: documents the class attributes the kit reads."""
+
+    #: The slot this component occupies (one of SLOTS) or None (placed as registered).
+    hardenkit_slot: ClassVar[str | None] = None
+    #: The <COMPONENT> part of HARDENKIT_<COMPONENT>_<OPTION> variables.
+    hardenkit_env_name: ClassVar[str | None] = None
+    #: option name -> parser of the variable's text.
+    hardenkit_env: ClassVar[Mapping[str, EnvParser]] = {}
