@@ -66,7 +66,37 @@ _LAZY: dict[str, str] = {
     "to_async": ".aio",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = [
+    "AccessLogMiddleware",
+    "AsyncWrapper",
+    "CallTimeout",
+    "Check",
+    "ConfigurationError",
+    "FileLock",
+    "HardenkitError",
+    "HeaderContractMiddleware",
+    "HealthProbeMiddleware",
+    "JsonState",
+    "Kit",
+    "LockError",
+    "LockTimeout",
+    "RateLimitMiddleware",
+    "RedactingFilter",
+    "Redactor",
+    "StateCorrupted",
+    "StateError",
+    "StorageUnavailable",
+    "Wiring",
+    "__version__",
+    "atomic_write",
+    "configure_logging",
+    "gather_limited",
+    "harden",
+    "rate_limit",
+    "request_id",
+    "run_sync",
+    "to_async",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -150,7 +150,7 @@ async def _run_hooks(hooks: Iterable[Hook], phase: str) -> None:
             result = hook()
             if inspect.isawaitable(result):
                 await result
-        except Exception:
+        except Exception:  # noqa: PERF203
             # One failing hook must not stop the others, nor the server's shutdown.
             logger.exception("hardenkit %s hook %r failed", phase, hook)
 
