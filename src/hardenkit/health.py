@@ -1,0 +1,959 @@
+"""Health probes and graceful shutdown: :class:`HealthProbeMiddleware`, :class:`Check`, built-in checks.
+
+The middleware answers the probe paths itself, before the app and every other
+hardenkit component, with ``application/health+json`` documents following
+draft-inadarei-api-health-check::
+
+    /livez    liveness: the process answers; runs no dependency check
+    /readyz   readiness: every check (cached for ``cache_ttl``), 503 while starting or shutting down
+    /healthz  readiness with the per-check details (``checks``)
+    startup_path (off by default): passes once the startup checks have passed once
+
+Checks run concurrently, each under its own timeout; sync checks run in worker
+threads of a limiter of their own; a check still running from an earlier probe is
+never started again (single flight), and concurrent probes share one run.
+
+On SIGTERM (chained to the server's own handler) and on lifespan shutdown,
+readiness fails at once while liveness keeps passing; the server's handler is
+called ``shutdown_delay`` seconds later, and in-flight requests get
+``drain_timeout`` seconds more to finish before they are cancelled.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+from starlette.responses import Response
+
+from ._config import EnvParser, env_bool, env_float, env_list, env_optional, env_str
+from ._problem import problem_response
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from ._kit import Wiring
+
+__all__ = [
+    "HEALTH_JSON",
+    "Check",
+    "HealthProbeMiddleware",
+    "disk_space",
+    "redis_ping",
+    "tcp_connect",
+    "writable_dir",
+]
+
+logger = logging.getLogger("hardenkit.health")
+
+#: The media type of every probe answer (draft-inadarei-api-health-check).
+HEALTH_JSON = "application/health+json"
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+_RANK = {PASS: 0, WARN: 1, FAIL: 2}
+
+DEFAULT_LIVE_PATH = "/livez"
+DEFAULT_READY_PATH = "/readyz"
+DEFAULT_HEALTH_PATH = "/healthz"
+
+CheckFn = Callable[[], Any]
+SignalHandler = Callable[[int, "FrameType | None"], Any]
+
+
+# -- checks -----------------------------------------------------------------------------
+
+
+def _is_async_callable(fn: Any) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+
+
+def _check_part(value: str, *, what: str) -> None:
+    if not isinstance(value, str) or not value or ":" in value or value != value.strip():
+        raise ConfigurationError(
+            f"Check: {what} {value!r} must be a non-empty string without ':' or surrounding spaces "
+            "(the key is '<name>:<measurement>'); write for example Check('db', ping_db)"
+        )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One dependency check.
+
+    ``fn`` is a sync or async callable taking no argument; it returns ``True`` or
+    ``None`` (pass), ``False`` (fail), or a mapping with ``status``
+    (``"pass"``/``"warn"``/``"fail"``) and optionally ``observedValue``,
+    ``observedUnit`` and ``output``. Raising, or running past ``timeout``
+    seconds, is a fail. A failing check with ``critical=False`` makes the whole
+    answer ``warn`` (200) instead of ``fail`` (503). ``startup=True`` checks must
+    pass once before readiness can pass, and are not run again after that.
+    """
+
+    name: str
+    fn: CheckFn
+    critical: bool = True
+    timeout: float = 1.0
+    component_type: str | None = None
+    measurement: str | None = None
+    startup: bool = False
+    is_async: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_part(self.name, what="name")
+        if self.measurement is not None:
+            _check_part(self.measurement, what="measurement")
+        if not callable(self.fn):
+            raise ConfigurationError(
+                f"Check {self.name!r}: fn must be a callable taking no argument, got {self.fn!r}"
+            )
+        if (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, (int, float))
+            or not math.isfinite(self.timeout)
+            or self.timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"Check {self.name!r}: timeout must be a positive number of seconds, got {self.timeout!r}"
+            )
+        object.__setattr__(self, "is_async", _is_async_callable(self.fn))
+
+    @property
+    def key(self) -> str:
+        """The key of this check in the ``checks`` object: ``name`` or ``name:measurement``."""
+        return self.name if self.measurement is None else f"{self.name}:{self.measurement}"
+
+
+def redis_ping(
+    url: str, *, name: str = "redis", timeout: float = 1.0, critical: bool = True, startup: bool = False
+) -> Check:
+    """An async check that sends PING to the Redis server at ``url`` (needs redis-py, asyncio only).
+
+    Reports the round trip in milliseconds as ``redis:responseTime``. A new
+    connection is opened per run, that is at most once per ``cache_ttl``.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigurationError("redis_ping needs redis-py; install it with: pip install 'hardenkit[redis]'")
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(f"redis_ping: url must look like redis://host:6379/0, got {url!r}")
+
+    async def ping() -> dict[str, Any]:
+        import redis.asyncio
+
+        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            started = time.perf_counter()
+            await client.ping()
+            elapsed = (time.perf_counter() - started) * 1000.0
+        finally:
+            await client.aclose()
+        return {"status": PASS, "observedValue": round(elapsed, 3), "observedUnit": "ms"}
+
+    return Check(
+        name, ping, critical=critical, timeout=timeout, component_type="datastore",
+        measurement="responseTime", startup=startup,
+    )  # fmt: skip
+
+
+def disk_space(
+    path: str | os.PathLike[str] = ".",
+    *,
+    min_free_bytes: int,
+    warn_free_bytes: int | None = None,
+    name: str = "disk",
+    timeout: float = 1.0,
+    critical: bool = True,
+) -> Check:
+    """A sync check of the free space of the file system holding ``path``.
+
+    Fails below ``min_free_bytes``, warns below ``warn_free_bytes``; reports the
+    free bytes as ``disk:free``.
+    """
+    for option, value in (("min_free_bytes", min_free_bytes), ("warn_free_bytes", warn_free_bytes)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ConfigurationError(
+                f"disk_space: {option} must be a whole number of bytes >= 0, got {value!r}"
+            )
+    target = os.fspath(path)
+
+    def free() -> dict[str, Any]:
+        available = shutil.disk_usage(target).free
+        status = PASS
+        if available < min_free_bytes:
+            status = FAIL
+        elif warn_free_bytes is not None and available < warn_free_bytes:
+            status = WARN
+        return {"status": status, "observedValue": available, "observedUnit": "bytes"}
+
+    return Check(name, free, critical=critical, timeout=timeout, component_type="system", measurement="free")
+
+
+def writable_dir(
+    path: str | os.PathLike[str], *, name: str = "writable_dir", timeout: float = 1.0, critical: bool = True
+) -> Check:
+    """A sync check that a file can be created, written, flushed to disk and removed in ``path``."""
+    target = os.fspath(path)
+
+    def writable() -> bool:
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".hardenkit-health-") as handle:
+            handle.write(b"ok")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+
+    return Check(name, writable, critical=critical, timeout=timeout, component_type="system")
+
+
+def tcp_connect(
+    host: str, port: int, *, name: str = "tcp", timeout: float = 1.0, critical: bool = True
+) -> Check:
+    """An async check that a TCP connection to ``host:port`` opens (asyncio and trio).
+
+    Reports the connect time in milliseconds as ``<name>:responseTime``.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigurationError(f"tcp_connect: port must be a whole number in 1..65535, got {port!r}")
+
+    async def connect() -> dict[str, Any]:
+        started = time.perf_counter()
+        stream = await anyio.connect_tcp(host, port)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        await stream.aclose()
+        return {"status": PASS, "observedValue": round(elapsed, 3), "observedUnit": "ms"}
+
+    return Check(
+        name, connect, critical=critical, timeout=timeout, component_type="component",
+        measurement="responseTime",
+    )  # fmt: skip
+
+
+# -- running checks -----------------------------------------------------------------------
+
+
+async def _call_sync(fn: CheckFn, *, limiter: anyio.CapacityLimiter, timeout: float) -> Any:
+    """Run ``fn`` in a worker thread of ``limiter``; TimeoutError after ``timeout`` (the thread is abandoned).
+
+    Kept behind one function so that it can move to hardenkit.aio.to_async in one line.
+    """
+    with anyio.fail_after(timeout):
+        return await anyio.to_thread.run_sync(fn, limiter=limiter, abandon_on_cancel=True)
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    at: float
+    time: str
+    observed_value: Any = None
+    observed_unit: str | None = None
+    output: str | None = None  # what the answer shows (already generic unless expose_details)
+
+
+class _Run:
+    """One execution of a check, shared by every probe that asks while it runs."""
+
+    __slots__ = ("done", "outcome")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.outcome: _Outcome | None = None
+
+
+class _CheckState:
+    __slots__ = ("check", "expires", "outcome", "run", "thread_busy", "calls", "last_status")
+
+    def __init__(self, check: Check) -> None:
+        self.check = check
+        self.outcome: _Outcome | None = None
+        self.expires = 0.0
+        self.run: _Run | None = None
+        # Set in the event loop before a worker thread starts, cleared by the thread when fn returns.
+        self.thread_busy = False
+        self.calls = 0
+        self.last_status: str | None = None
+
+
+# -- shutdown ---------------------------------------------------------------------------
+
+
+class _Loop:
+    """Schedules callbacks on the running event loop, from the loop or from a signal handler."""
+
+    def __init__(
+        self, soon: Callable[[Callable[[], Any]], Any], later: Callable[[float, Callable[[], Any]], Any]
+    ):
+        self.soon = soon  # safe to call from a signal handler
+        self.later = later  # call from the loop only
+
+    @classmethod
+    def current(cls) -> _Loop | None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return cls(loop.call_soon_threadsafe, loop.call_later)
+        if "trio" in sys.modules:
+            import trio
+
+            token = trio.lowlevel.current_trio_token()
+
+            def later(delay: float, callback: Callable[[], Any]) -> None:
+                async def sleeper() -> None:
+                    await trio.sleep(delay)
+                    callback()
+
+                trio.lowlevel.spawn_system_task(sleeper)
+
+            return cls(token.run_sync_soon, later)
+        return None  # pragma: no cover - anyio runs on asyncio or trio
+
+
+class _Lifecycle:
+    """Process-wide state of one middleware: draining, in-flight requests, hooked signals."""
+
+    def __init__(self) -> None:
+        self.draining_since: float | None = None
+        self.inflight = 0
+        self.scopes: set[anyio.CancelScope] = set()
+        self.drain_deadline: float | None = None
+        self.hooked: dict[int, tuple[SignalHandler, Any]] = {}  # sig -> (our handler, previous handler)
+        self.released: set[int] = set()
+        self.loop: _Loop | None = None
+
+
+# -- the middleware ---------------------------------------------------------------------
+
+_KINDS = ("live", "ready", "health", "startup")
+
+
+def _seconds(value: Any, *, option: str, allow_zero: bool = True) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        low = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(
+            f"HealthProbeMiddleware: {option} must be a number of seconds {low}, got {value!r}"
+        )
+    return float(value)
+
+
+def _signal_number(value: str | int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(signal.Signals(value))
+    if isinstance(value, str):
+        name = value.strip().upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        found = getattr(signal.Signals, name, None)
+        if found is not None:
+            return int(found)
+    raise ConfigurationError(
+        f"HealthProbeMiddleware: shutdown_signals: {value!r} is not a signal; write for example ['SIGTERM']"
+    )
+
+
+def _probe_paths(options: Mapping[str, Any]) -> dict[str, str]:
+    """kind -> path for the enabled probes, validated."""
+    paths: dict[str, str] = {}
+    defaults = {"live": DEFAULT_LIVE_PATH, "ready": DEFAULT_READY_PATH, "health": DEFAULT_HEALTH_PATH}
+    for kind in _KINDS:
+        path = options.get(f"{kind}_path", defaults.get(kind))
+        if path is None:
+            continue
+        if not isinstance(path, str) or not path.startswith("/") or any(ch in path for ch in "?# "):
+            raise ConfigurationError(
+                f"HealthProbeMiddleware: {kind}_path must be a path starting with '/' (no query), "
+                f"got {path!r}; write for example {kind}_path='/{kind}z' or None to turn it off"
+            )
+        if path in paths.values():
+            raise ConfigurationError(f"HealthProbeMiddleware: {kind}_path {path!r} is used by another probe")
+        paths[kind] = path
+    if not paths:
+        raise ConfigurationError("HealthProbeMiddleware: every probe path is None; keep at least live_path")
+    return paths
+
+
+class HealthProbeMiddleware:
+    """Answers liveness, readiness and health probes before the app; drains on shutdown.
+
+    Pure ASGI; ``app.add_middleware(HealthProbeMiddleware, checks=[...])`` or
+    ``HealthProbeMiddleware(app, checks=[...])`` (which keeps a handle for
+    :meth:`add_check`).
+    """
+
+    hardenkit_slot: ClassVar[str] = "health"
+    hardenkit_env_name: ClassVar[str] = "HEALTH"
+    hardenkit_env: ClassVar[Mapping[str, EnvParser]] = {
+        "live_path": env_optional(env_str),
+        "ready_path": env_optional(env_str),
+        "health_path": env_optional(env_str),
+        "startup_path": env_optional(env_str),
+        "cache_ttl": env_float,
+        "expose_details": env_bool,
+        "version": env_optional(env_str),
+        "release_id": env_optional(env_str),
+        "service_id": env_optional(env_str),
+        "description": env_optional(env_str),
+        "shutdown_delay": env_float,
+        "drain_timeout": env_float,
+        "shutdown_signals": env_list,
+    }
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        checks: Iterable[Check] = (),
+        live_path: str | None = DEFAULT_LIVE_PATH,
+        ready_path: str | None = DEFAULT_READY_PATH,
+        health_path: str | None = DEFAULT_HEALTH_PATH,
+        startup_path: str | None = None,
+        cache_ttl: float = 1.0,
+        expose_details: bool = False,
+        version: str | None = None,
+        release_id: str | None = None,
+        service_id: str | None = None,
+        description: str | None = None,
+        shutdown_delay: float = 5.0,
+        drain_timeout: float = 20.0,
+        shutdown_signals: Sequence[str | int] = ("SIGTERM",),
+        kit: Wiring | None = None,
+    ) -> None:
+        self.app = app
+        paths = _probe_paths(
+            {"live_path": live_path, "ready_path": ready_path, "health_path": health_path,
+             "startup_path": startup_path}
+        )  # fmt: skip
+        self._kind_by_path = {path: kind for kind, path in paths.items()}
+        self.paths: Mapping[str, str] = dict(paths)
+        self.cache_ttl = _seconds(cache_ttl, option="cache_ttl")
+        self.shutdown_delay = _seconds(shutdown_delay, option="shutdown_delay")
+        self.drain_timeout = _seconds(drain_timeout, option="drain_timeout")
+        if not isinstance(expose_details, bool):
+            raise ConfigurationError(
+                f"HealthProbeMiddleware: expose_details must be True or False, got {expose_details!r}"
+            )
+        self.expose_details = expose_details
+        if isinstance(shutdown_signals, (str, int)):
+            raise ConfigurationError(
+                "HealthProbeMiddleware: shutdown_signals takes a list, e.g. ['SIGTERM'] or []"
+            )
+        self._signals = tuple(dict.fromkeys(_signal_number(sig) for sig in shutdown_signals))
+        meta: dict[str, str] = {}
+        for key, value in (("version", version), ("releaseId", release_id), ("serviceId", service_id),
+                           ("description", description)):  # fmt: skip
+            if value is not None:
+                if not isinstance(value, str):
+                    raise ConfigurationError(f"HealthProbeMiddleware: {key} must be a string, got {value!r}")
+                meta[key] = value
+        self._meta = meta
+        self._kit = kit
+        self._states: dict[str, _CheckState] = {}
+        self._limiter = anyio.CapacityLimiter(1)
+        self._started = True  # False while a startup check has not passed yet
+        self._cache: dict[str, tuple[float, tuple[Response, Response]]] = {}
+        for check in checks:
+            self.add_check(check)
+        self._life = _Lifecycle()
+        self._cache_control = f"max-age={int(self.cache_ttl)}" if self.cache_ttl >= 1 else "no-store"
+        live_body = self._encode({"status": PASS, **meta})
+        self._live = self._responses(200, live_body, "no-store")
+        self._ratelimit_state: _CheckState | None = None
+        self._ratelimit_provider: Any = None
+        if kit is not None:
+            kit.on_startup(self._on_startup)
+            kit.on_shutdown(self._on_shutdown)
+
+    # -- kit --------------------------------------------------------------------------
+    @classmethod
+    def hardenkit_declare(cls, options: dict[str, Any], wiring: Wiring) -> None:
+        wiring.answer_paths(*_probe_paths(options).values(), owner="health")
+
+    # -- checks -----------------------------------------------------------------------
+    def add_check(self, check: Check | str, fn: CheckFn | None = None, **options: Any) -> Check:
+        """Add a check: ``add_check(Check("db", ping))`` or ``add_check("db", ping, timeout=2.0)``."""
+        if isinstance(check, str):
+            if fn is None:
+                raise ConfigurationError(f"add_check({check!r}): give the check function too")
+            check = Check(check, fn, **options)
+        elif not isinstance(check, Check) or fn is not None or options:
+            raise ConfigurationError(
+                f"add_check: expected a hardenkit.health.Check or (name, fn, **options), got {check!r}"
+            )
+        if check.key in self._states or check.key == "ratelimit:storage":
+            raise ConfigurationError(f"add_check: a check with key {check.key!r} already exists; rename it")
+        self._states[check.key] = _CheckState(check)
+        sync_checks = sum(1 for state in self._states.values() if not state.check.is_async)
+        # Single flight means one thread per sync check at most: the limiter never makes a probe wait.
+        self._limiter.total_tokens = max(1, sync_checks)
+        if check.startup:
+            self._started = False
+        self._cache.clear()
+        return check
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        return tuple(state.check for state in self._states.values())
+
+    @property
+    def draining(self) -> bool:
+        """True once a shutdown signal or the lifespan shutdown has arrived."""
+        return self._life.draining_since is not None
+
+    # -- ASGI -------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type == "http":
+            kind = self._kind_by_path.get(scope["path"])
+            if kind is not None:
+                await self._answer(kind, scope, receive, send)
+                return
+        elif scope_type == "lifespan":
+            if self._kit is None:
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        elif scope_type != "websocket":
+            await self.app(scope, receive, send)
+            return
+        # Counted (and cancellable) so that shutdown can wait for it, bounded by drain_timeout.
+        life = self._life
+        cancel_scope = anyio.CancelScope()
+        life.scopes.add(cancel_scope)
+        life.inflight += 1
+        try:
+            with cancel_scope:
+                await self.app(scope, receive, send)
+        finally:
+            life.inflight -= 1
+            life.scopes.discard(cancel_scope)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self._on_shutdown()
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                self._on_startup()
+            await send(message)
+
+        await self.app(scope, receive_wrapper, send_wrapper)
+
+    async def _answer(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            response: Response = problem_response(
+                405, "Method Not Allowed", detail="probes answer GET and HEAD", headers={"Allow": "GET, HEAD"}
+            )
+            await response(scope, receive, send)
+            return
+        head = method == "HEAD"
+        if kind == "live":
+            await self._live[head](scope, receive, send)
+            return
+        if kind != "startup" and self._life.draining_since is not None:
+            await self._draining(kind)[head](scope, receive, send)
+            return
+        cached = self._cache.get(kind)
+        if cached is not None and time.monotonic() < cached[0]:
+            await cached[1][head](scope, receive, send)
+            return
+        responses = await self._evaluate(kind)
+        await responses[head](scope, receive, send)
+
+    # -- evaluation -------------------------------------------------------------------
+    def _selected(self, kind: str) -> list[_CheckState]:
+        if kind == "startup":
+            return [] if self._started else [s for s in self._states.values() if s.check.startup]
+        states = [s for s in self._states.values() if not (self._started and s.check.startup)]
+        ratelimit = self._ratelimit_check()
+        if ratelimit is not None:
+            states.append(ratelimit)
+        return states
+
+    def _ratelimit_check(self) -> _CheckState | None:
+        if self._kit is None:
+            return None
+        provider = self._kit.get("ratelimit.storage_state")
+        if not callable(provider):
+            return None
+        if self._ratelimit_state is None or self._ratelimit_provider is not provider:
+            self._ratelimit_provider = provider
+            self._ratelimit_state = _CheckState(_ratelimit_storage_check(provider))
+        return self._ratelimit_state
+
+    async def _evaluate(self, kind: str) -> tuple[Response, Response]:
+        states = self._selected(kind)
+        now = time.monotonic()
+        outcomes: list[_Outcome | None] = [
+            state.outcome if state.outcome is not None and now < state.expires else None for state in states
+        ]
+        stale = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        if len(stale) == 1:
+            outcomes[stale[0]] = await self._outcome(states[stale[0]])
+        elif stale:
+
+            async def resolve(index: int) -> None:
+                outcomes[index] = await self._outcome(states[index])
+
+            async with anyio.create_task_group() as group:
+                for index in stale:
+                    group.start_soon(resolve, index)
+        final = [outcome for outcome in outcomes if outcome is not None]
+        pairs = list(zip(states, final, strict=True))
+        status = PASS
+        for state, outcome in pairs:
+            effective = outcome.status
+            if effective == FAIL and not state.check.critical:
+                effective = WARN
+            if _RANK[effective] > _RANK[status]:
+                status = effective
+        if not self._started and all(o.status != FAIL for s, o in pairs if s.check.startup):
+            self._started = True
+            logger.info("startup checks passed; readiness may now pass")
+        if kind == "startup":
+            status = PASS if self._started else FAIL
+        elif not self._started:
+            status = FAIL
+        document: dict[str, Any] = {"status": status, **self._meta}
+        if status != PASS and kind != "health":
+            document["output"] = (
+                "starting" if not self._started else "a check failed" if status == FAIL else "degraded"
+            )
+        if kind == "health":
+            document["checks"] = {state.check.key: [self._entry(state.check, o)] for state, o in pairs}
+        responses = self._responses(
+            503 if status == FAIL else 200, self._encode(document), self._cache_control
+        )
+        expires = min((state.expires for state in states), default=now + self.cache_ttl)
+        if expires > time.monotonic():
+            self._cache[kind] = (expires, responses)
+        return responses
+
+    async def _outcome(self, state: _CheckState) -> _Outcome:
+        run = state.run
+        if run is not None:
+            # Single flight: share the run in progress (it is decided by its own timeout at the latest).
+            await run.done.wait()
+            assert run.outcome is not None
+            return run.outcome
+        if state.thread_busy and state.outcome is not None:
+            # A sync check still stuck in its thread from an earlier run: never start a second one.
+            return state.outcome
+        run = state.run = _Run()
+        outcome: _Outcome | None = None
+        try:
+            outcome = await self._execute(state)
+        finally:
+            if outcome is None:  # cancelled from outside (the probe's client went away)
+                outcome = self._failed(state.check, "check interrupted", None)
+            state.outcome = outcome
+            state.expires = outcome.at + self.cache_ttl
+            self._log_transition(state, outcome)
+            run.outcome = outcome
+            state.run = None
+            run.done.set()
+        return outcome
+
+    async def _execute(self, state: _CheckState) -> _Outcome:
+        check = state.check
+        state.calls += 1
+        try:
+            if check.is_async:
+                with anyio.fail_after(check.timeout):
+                    result = await check.fn()
+            else:
+                result = await self._execute_sync(state)
+        except TimeoutError as exc:
+            return self._failed(check, f"timed out after {check.timeout:g}s", exc)
+        except Exception as exc:
+            return self._failed(check, "check failed", exc)
+        return self._interpret(check, result)
+
+    async def _execute_sync(self, state: _CheckState) -> Any:
+        fn = state.check.fn
+        lock = threading.Lock()
+        entered = abandoned = False
+
+        def in_thread() -> Any:
+            nonlocal entered
+            with lock:
+                if abandoned:
+                    return None
+                entered = True
+            try:
+                return fn()
+            finally:
+                state.thread_busy = False
+
+        state.thread_busy = True
+        try:
+            return await _call_sync(in_thread, limiter=self._limiter, timeout=state.check.timeout)
+        except BaseException:
+            with lock:
+                if not entered:
+                    # Given up before a thread picked it up: it never will, so nothing is busy.
+                    abandoned = True
+                    state.thread_busy = False
+            raise
+
+    def _failed(self, check: Check, generic: str, exc: BaseException | None) -> _Outcome:
+        output = generic
+        if self.expose_details and exc is not None:
+            output = f"{generic}: {type(exc).__name__}: {exc}"
+        return _Outcome(FAIL, time.monotonic(), _utc_now(), output=output)
+
+    def _interpret(self, check: Check, result: Any) -> _Outcome:
+        now, stamp = time.monotonic(), _utc_now()
+        if result is True or result is None:
+            return _Outcome(PASS, now, stamp)
+        if result is False:
+            return _Outcome(FAIL, now, stamp, output="check failed")
+        if isinstance(result, Mapping):
+            status = result.get("status")
+            if status in _RANK:
+                unit = result.get("observedUnit")
+                output = result.get("output") if self.expose_details else None
+                return _Outcome(
+                    str(status), now, stamp, observed_value=_jsonable(result.get("observedValue")),
+                    observed_unit=None if unit is None else str(unit),
+                    output=None if output is None else str(output),
+                )  # fmt: skip
+            detail = f" (status {status!r})" if self.expose_details else ""
+            return _Outcome(
+                FAIL, now, stamp, output=f"invalid check result{detail}; status must be pass/warn/fail"
+            )
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            return _Outcome(FAIL, now, stamp, output="sync check returned an awaitable; declare it async def")
+        detail = f" ({type(result).__name__})" if self.expose_details else ""
+        return _Outcome(
+            FAIL, now, stamp, output=f"invalid check result{detail}; return True/False/None or a dict"
+        )
+
+    def _log_transition(self, state: _CheckState, outcome: _Outcome) -> None:
+        # Logged once per incident (a change of status), never once per probe.
+        previous, state.last_status = state.last_status, outcome.status
+        if outcome.status == previous:
+            return
+        if outcome.status == PASS:
+            if previous is not None:
+                logger.info("health check %s passes again", state.check.key)
+        else:
+            log = logger.warning if outcome.status == FAIL else logger.info
+            log("health check %s: %s (%s)", state.check.key, outcome.status, outcome.output or "no output")
+
+    def _entry(self, check: Check, outcome: _Outcome) -> dict[str, Any]:
+        entry: dict[str, Any] = {"status": outcome.status}
+        if check.component_type is not None:
+            entry["componentType"] = check.component_type
+        if outcome.observed_value is not None:
+            entry["observedValue"] = outcome.observed_value
+        if outcome.observed_unit is not None:
+            entry["observedUnit"] = outcome.observed_unit
+        entry["time"] = outcome.time
+        if outcome.output is not None and outcome.status != PASS:
+            entry["output"] = outcome.output
+        return entry
+
+    # -- rendering ----------------------------------------------------------------------
+    @staticmethod
+    def _encode(document: Mapping[str, Any]) -> bytes:
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+    @staticmethod
+    def _responses(status: int, body: bytes, cache_control: str) -> tuple[Response, Response]:
+        """(GET answer, HEAD answer): Response objects hold no per-request state, so they are reused."""
+        headers = {"Cache-Control": cache_control}
+        full = Response(body, status_code=status, headers=headers, media_type=HEALTH_JSON)
+        head = Response(
+            b"",
+            status_code=status,
+            headers={**headers, "Content-Length": str(len(body))},
+            media_type=HEALTH_JSON,
+        )
+        return full, head
+
+    @functools.cached_property
+    def _draining_answers(self) -> dict[str, tuple[Response, Response]]:
+        answers = {}
+        for kind in ("ready", "health"):
+            document: dict[str, Any] = {"status": FAIL, **self._meta, "output": "shutting down"}
+            if kind == "health":
+                document["checks"] = {}
+            answers[kind] = self._responses(503, self._encode(document), "no-store")
+        return answers
+
+    def _draining(self, kind: str) -> tuple[Response, Response]:
+        return self._draining_answers[kind]
+
+    # -- shutdown ---------------------------------------------------------------------
+    def _start_draining(self, reason: str) -> None:
+        life = self._life
+        if life.draining_since is None:
+            life.draining_since = time.monotonic()
+            self._cache.clear()
+            logger.info("%s: readiness now fails (liveness still passes)", reason)
+
+    def _on_startup(self) -> None:
+        """Lifespan startup: hook the shutdown signals (main thread of an asyncio or trio loop only)."""
+        life = self._life
+        life.draining_since = life.drain_deadline = None
+        life.released.clear()
+        self._cache.clear()
+        if not self._signals or threading.current_thread() is not threading.main_thread():
+            return
+        life.loop = _Loop.current()
+        if life.loop is None:  # pragma: no cover - only asyncio and trio exist
+            return
+        for sig in self._signals:
+            if sig in life.hooked:
+                continue
+            previous = signal.getsignal(sig)
+            if previous is None or getattr(previous, "__module__", "") == "asyncio.unix_events":
+                # Not set from Python, or owned by the event loop (loop.add_signal_handler) whose
+                # handler runs from the wakeup fd whatever we install: readiness flips at lifespan
+                # shutdown instead.
+                logger.info("signal %s is not hooked by hardenkit (owned by the server's event loop)", sig)
+                continue
+
+            def handler(signum: int, frame: FrameType | None) -> None:
+                self._on_signal(signum)
+
+            signal.signal(sig, handler)
+            life.hooked[sig] = (handler, previous)
+
+    def _on_signal(self, sig: int) -> None:
+        """In a signal handler: flip readiness now, do the rest in the event loop."""
+        life = self._life
+        loop = life.loop
+        assert loop is not None
+        if life.draining_since is None:
+            life.draining_since = time.monotonic()
+            loop.soon(functools.partial(self._after_signal, sig))
+        else:
+            # A second signal: the operator insists, let the server go now.
+            loop.soon(functools.partial(self._release, sig))
+
+    def _after_signal(self, sig: int) -> None:
+        self._cache.clear()
+        name = signal.Signals(sig).name
+        logger.info("%s: readiness now fails; the server is told to stop in %gs", name, self.shutdown_delay)
+        loop = self._life.loop
+        assert loop is not None
+        loop.later(self.shutdown_delay, functools.partial(self._release, sig))
+
+    def _release(self, sig: int) -> None:
+        """Give the signal to the handler that was there before ours."""
+        life = self._life
+        if sig in life.released or sig not in life.hooked:
+            return
+        life.released.add(sig)
+        handler, previous = life.hooked.pop(sig)
+        if signal.getsignal(sig) is handler:
+            signal.signal(sig, previous)
+        self._arm_drain_deadline()
+        if callable(previous):
+            previous(sig, None)
+        elif previous == signal.SIG_DFL:
+            signal.raise_signal(sig)
+
+    def _arm_drain_deadline(self) -> None:
+        life = self._life
+        if life.drain_deadline is not None:
+            return
+        life.drain_deadline = time.monotonic() + self.drain_timeout
+        if life.loop is not None:
+            life.loop.later(self.drain_timeout, self._cancel_stragglers)
+
+    def _cancel_stragglers(self) -> None:
+        life = self._life
+        if life.scopes:
+            logger.warning(
+                "drain_timeout (%gs) passed: cancelling %d in-flight request(s)",
+                self.drain_timeout,
+                len(life.scopes),
+            )
+            for cancel_scope in list(life.scopes):
+                cancel_scope.cancel()
+
+    def _unhook(self) -> None:
+        life = self._life
+        for sig, (handler, previous) in list(life.hooked.items()):
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, previous)
+            del life.hooked[sig]
+
+    async def _on_shutdown(self) -> None:
+        """Lifespan shutdown: readiness fails at once, in-flight requests finish (bounded by drain_timeout)."""
+        self._start_draining("lifespan shutdown")
+        self._unhook()
+        life = self._life
+        if life.drain_deadline is None:
+            life.drain_deadline = time.monotonic() + self.drain_timeout
+        while life.inflight and time.monotonic() < life.drain_deadline:
+            await anyio.sleep(0.05)
+        if life.inflight:
+            self._cancel_stragglers()
+            with anyio.move_on_after(1.0):  # let the cancelled requests unwind
+                while life.inflight:
+                    await anyio.sleep(0.01)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return str(value)
+
+
+def _ratelimit_storage_check(provider: Callable[[], Mapping[str, Any]]) -> Check:
+    """Readiness sees the rate limiter's storage: ``warn`` while it runs on its fallback."""
+
+    async def storage() -> dict[str, Any]:
+        state = provider()
+        healthy = bool(state.get("healthy", True))
+        result: dict[str, Any] = {"status": PASS if healthy else WARN, "observedValue": state.get("mode")}
+        if not healthy:
+            result["output"] = (
+                f"storage unavailable since {state.get('since')}; on_storage_error={state.get('on_storage_error')}"
+            )
+        return result
+
+    return Check("ratelimit", storage, critical=False, component_type="datastore", measurement="storage")
