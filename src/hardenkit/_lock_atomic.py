@@ -1,0 +1,246 @@
+"""atomic_write: replace a file so that readers see the old bytes or the new, never a mix.
+
+Standard library only (hardenkit.lock must stay cheap to import from scripts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
+
+__all__ = ["atomic_write"]
+
+StrPath = str | os.PathLike[str]
+
+_TEMP_SUFFIX = ".hktmp"
+_HOST_TAG: tuple[int, str] | None = None  # (pid that computed it, tag); recomputed after fork
+
+
+def _host_tag() -> str:
+    # Temp names carry a short digest of the host name, so the sweep of orphaned temp files (below) never
+    # judges a file written from another machine sharing the directory by this machine's process table.
+    global _HOST_TAG
+    pid = os.getpid()
+    if _HOST_TAG is None or _HOST_TAG[0] != pid:
+        digest = hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+        _HOST_TAG = (pid, digest)
+    return _HOST_TAG[1]
+
+
+def temp_path_for(target: str) -> str:
+    """A fresh temp name beside ``target``: ``.<name>.<host>-<pid>.<random>.hktmp``."""
+    directory, name = os.path.split(target)
+    return os.path.join(
+        directory, f".{name}.{_host_tag()}-{os.getpid()}.{secrets.token_hex(6)}{_TEMP_SUFFIX}"
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a zombie not yet reaped counts as alive)."""
+    if sys.platform == "win32":  # pragma: no cover - signal 0 means CTRL_C_EVENT there; assume alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists but belongs to another user
+        return True
+    return True
+
+
+def sweep_orphans(target: str) -> None:
+    """Remove temp files beside ``target`` left by writers on this host whose process is gone.
+
+    A writer killed between creating its temp file and ``os.replace`` leaves the temp file behind; the
+    next successful write cleans up, so they never pile up. Files of live writers (including other
+    threads of this process) are left alone.
+    """
+    directory, name = os.path.split(target)
+    prefix = f".{name}.{_host_tag()}-"
+    me = os.getpid()
+    try:
+        entries = os.scandir(directory or ".")
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            entry_name = entry.name
+            if not (entry_name.startswith(prefix) and entry_name.endswith(_TEMP_SUFFIX)):
+                continue
+            pid_text = entry_name[len(prefix) :].partition(".")[0]
+            if not pid_text.isdigit():
+                continue
+            pid = int(pid_text)
+            if pid != me and not pid_alive(pid):
+                with suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def fsync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable (POSIX: fsync the directory itself)."""
+    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
+        return
+    fd = os.open(directory or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _resolve(path: StrPath) -> str:
+    target = os.path.abspath(os.fspath(path))
+    # Write through a symlink to the file it names: replacing the link itself would silently turn it into a
+    # regular file and leave the real file stale.
+    if os.path.islink(target):
+        target = os.path.realpath(target)
+    return target
+
+
+def _open_temp(target: str) -> tuple[int, str]:
+    existing: os.stat_result | None
+    try:
+        existing = os.stat(target)
+    except FileNotFoundError:
+        existing = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        temp = temp_path_for(target)
+        try:
+            # 0o666 through the umask: a new file gets exactly the bits open(path, "w") would have given it.
+            fd = os.open(temp, flags, 0o666)
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
+        break
+    try:
+        if existing is not None:
+            if sys.platform != "win32" and (
+                existing.st_uid != os.geteuid() or existing.st_gid != os.getegid()
+            ):  # pragma: no cover - needs a file owned by another user or group
+                # Best effort: only root may give a file away, but a member may set its group. Before the chmod,
+                # since chown clears the set-id bits.
+                with suppress(PermissionError):
+                    os.fchown(fd, existing.st_uid, existing.st_gid)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+    except BaseException:
+        os.close(fd)
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+    return fd, temp
+
+
+def _finish(fileobj: IO[Any], temp: str, target: str, *, fsync: bool) -> None:
+    fileobj.flush()
+    if fsync:
+        os.fsync(fileobj.fileno())
+    fileobj.close()
+    os.replace(temp, target)
+    directory = os.path.dirname(target)
+    if fsync:
+        fsync_directory(directory)
+    sweep_orphans(target)
+
+
+@contextmanager
+def _atomic_file(target: str, *, binary: bool, encoding: str, fsync: bool) -> Iterator[IO[Any]]:
+    fd, temp = _open_temp(target)
+    fileobj: IO[Any]
+    try:
+        fileobj = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding)
+    except BaseException:
+        os.close(fd)
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+    try:
+        yield fileobj
+        _finish(fileobj, temp, target, fsync=fsync)
+    except BaseException:
+        # Whatever failed (the caller's block, a full disk, a cancelled task), the target keeps its old bytes
+        # and no temp file stays behind.
+        with suppress(OSError):
+            fileobj.close()
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+@overload
+def atomic_write(
+    path: StrPath,
+    data: str | bytes | bytearray | memoryview,
+    *,
+    binary: bool = False,
+    encoding: str = "utf-8",
+    fsync: bool = True,
+) -> None: ...
+@overload
+def atomic_write(
+    path: StrPath,
+    data: None = None,
+    *,
+    binary: Literal[False] = False,
+    encoding: str = "utf-8",
+    fsync: bool = True,
+) -> AbstractContextManager[TextIO]: ...
+@overload
+def atomic_write(
+    path: StrPath,
+    data: None = None,
+    *,
+    binary: Literal[True],
+    encoding: str = "utf-8",
+    fsync: bool = True,
+) -> AbstractContextManager[BinaryIO]: ...
+@overload
+def atomic_write(
+    path: StrPath,
+    data: None = None,
+    *,
+    binary: bool,
+    encoding: str = "utf-8",
+    fsync: bool = True,
+) -> AbstractContextManager[IO[Any]]: ...
+def atomic_write(
+    path: StrPath,
+    data: str | bytes | bytearray | memoryview | None = None,
+    *,
+    binary: bool = False,
+    encoding: str = "utf-8",
+    fsync: bool = True,
+) -> AbstractContextManager[IO[Any]] | None:
+    """Replace ``path`` atomically: readers and crashes see the old content or the new, never a torn file.
+
+    With ``data`` (``str`` is encoded with ``encoding``; bytes-like is written as is) the write happens at
+    once. Without it, a context manager yields a file open for writing (text, or binary with
+    ``binary=True``); the file is replaced when the block ends without an exception and left untouched
+    otherwise.
+
+    Steps: a temp file in the same directory (so ``os.replace`` is a rename on one filesystem), the
+    existing file's permission bits (and owner, where allowed) copied onto it, flush, ``fsync``,
+    ``os.replace``, then an ``fsync`` of the directory so the rename itself survives a power cut.
+    ``fsync=False`` skips both fsyncs: still atomic against crashes of the process, not of the machine.
+    The temp file is removed on any error, and temp files left by killed writers on this host are removed
+    by the next successful write. A symlink at ``path`` is followed: the file it points to is replaced.
+    """
+    target = _resolve(path)
+    if data is None:
+        return _atomic_file(target, binary=binary, encoding=encoding, fsync=fsync)
+    payload: bytes | bytearray | memoryview
+    if isinstance(data, str):
+        payload = data.encode(encoding)
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        payload = data
+    else:
+        raise TypeError(f"atomic_write() data must be str or bytes, not {type(data).__name__}")
+    with _atomic_file(target, binary=True, encoding=encoding, fsync=fsync) as fileobj:
+        fileobj.write(payload)
+    return None

@@ -1,0 +1,418 @@
+"""FileLock: filelock's OS lock with a timeout by default, a holder record, threads and async.
+
+Imports the standard library and filelock only; anyio is imported inside the async methods, so
+``import hardenkit.lock`` stays cheap for scripts.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import random
+import shlex
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, Final
+
+import filelock
+
+from ._lock_atomic import atomic_write, pid_alive
+from .errors import ConfigurationError, LockError, LockTimeout
+
+__all__ = ["FileLock", "Holder"]
+
+logger = logging.getLogger("hardenkit.lock")
+
+# Every holder record is padded to this size with spaces (valid trailing JSON whitespace), so a new record
+# overwrites an old one completely with a single pwrite and no truncate on the acquire path.
+_RECORD_SIZE: Final = 512
+_FIRST_DELAY: Final = 0.001
+
+
+class _Unset:
+    pass
+
+
+_UNSET: Final = _Unset()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock: read from the record the holder wrote beside the lock when it acquired it."""
+
+    pid: int
+    host: str
+    since: float  # seconds since the epoch (time.time()) when the lock was acquired
+    command: str  # the holder's command line, shortened
+
+    def describe(self) -> str:
+        """One line for messages: ``pid 123 on web-1 since 2025-01-01T10:00:00+00:00 (4.2 s ago): cmd``."""
+        when = datetime.fromtimestamp(self.since, timezone.utc).isoformat(timespec="seconds")
+        age = max(time.time() - self.since, 0.0)
+        who = f"pid {self.pid} on {self.host}"
+        if self.pid == os.getpid() and self.host == _host():
+            who += " (this process)"
+        return f"{who} since {when} ({age:.1f} s ago), command: {self.command or '?'}"
+
+
+_IDENTITY: tuple[int, str] | None = None  # (pid, record head); recomputed in a forked child
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _record_head() -> str:
+    global _IDENTITY
+    pid = os.getpid()
+    if _IDENTITY is None or _IDENTITY[0] != pid:
+        argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
+        command = shlex.join(argv)
+        host = json.dumps(_host())
+        while True:
+            head = f'{{"pid": {pid}, "host": {host}, "command": {json.dumps(command)}, "since": '
+            if len(head) <= _RECORD_SIZE - 40 or not command:
+                break
+            command = command[: len(command) * 3 // 4 - 1] + "…"
+        _IDENTITY = (pid, head)
+    return _IDENTITY[1]
+
+
+def _record() -> bytes:
+    return (_record_head() + f"{time.time():.3f}}}").encode().ljust(_RECORD_SIZE)
+
+
+def _parse_record(raw: bytes) -> Holder | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:  # empty (released), torn by a concurrent write, or not ours
+        return None
+    if not isinstance(data, dict):
+        return None
+    pid, host, since, command = data.get("pid"), data.get("host"), data.get("since"), data.get("command")
+    if type(pid) is not int or not isinstance(host, str) or not isinstance(command, str):
+        return None
+    if isinstance(since, bool) or not isinstance(since, (int, float)):
+        return None
+    return Holder(pid=pid, host=host, since=float(since), command=command)
+
+
+def _read_record(path: str) -> Holder | None:
+    try:
+        with open(path, "rb") as fileobj:
+            raw = fileobj.read(_RECORD_SIZE * 4)
+    except OSError:
+        return None
+    return _parse_record(raw)
+
+
+def _read_soft_marker(path: str) -> tuple[int, str] | None:
+    # filelock's soft marker is "<pid>\n<host>\n[<start token>\n]"; we only need who, to tell the log line.
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fileobj:
+            lines = fileobj.read(1024).splitlines()
+    except OSError:
+        return None
+    if len(lines) >= 2 and lines[0].isdigit():
+        return int(lines[0]), lines[1]
+    return None
+
+
+def _check_timeout(timeout: float | None, what: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or timeout != timeout
+        or timeout < 0
+    ):
+        raise ConfigurationError(
+            f"{what} must be a number of seconds >= 0 (0 = one attempt) or None to wait forever, got {timeout!r}"
+        )
+    return None if timeout == float("inf") else float(timeout)
+
+
+class FileLock:
+    """An inter-process lock on ``path``, built on filelock, that gives up after ``timeout`` seconds.
+
+    ``with lock:`` in sync code, ``async with lock:`` in async code (asyncio or trio: the wait polls with
+    non-blocking attempts and ``anyio.sleep``, so the event loop keeps running and the wait is
+    cancellable). On acquire the holder's pid, host, start time and command are recorded beside the
+    lock; :meth:`holder` reads them and :class:`LockTimeout` names them.
+
+    The lock excludes other processes *and* other threads or tasks of this process using the same
+    object; it may be released by another thread than the one that acquired it (anyio worker threads).
+    It is **not reentrant**: acquiring it again from the thread or task that holds it raises
+    :class:`LockError` instead of deadlocking. Two ``FileLock`` objects on one path exclude each other,
+    even within a process.
+
+    ``soft=True`` uses a marker file instead of an OS lock, for network filesystems where ``flock`` does
+    not work; a marker left by a dead process on this host is broken (and logged) by the next acquirer.
+    The native lock file is never deleted: unlinking a lock file while others wait on it breaks mutual
+    exclusion. After ``os.fork()`` create a new ``FileLock`` in the child.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = 10.0,
+        soft: bool = False,
+        poll_interval: float = 0.05,
+    ) -> None:
+        text = os.fspath(path)
+        if not isinstance(text, str) or not text:
+            raise ConfigurationError(f"path must be a non-empty file path, got {path!r}")
+        self._path = os.path.abspath(text)
+        if os.path.isdir(self._path):
+            raise ConfigurationError(
+                f"path {self._path} is a directory; write a file path such as {text}/.lock"
+            )
+        self._timeout = _check_timeout(timeout)
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, (int, float))
+            or not 0 < poll_interval <= 10
+        ):
+            raise ConfigurationError(
+                f"poll_interval must be seconds in (0, 10], e.g. 0.05; got {poll_interval!r}"
+            )
+        self._poll = float(poll_interval)
+        self._soft = bool(soft)
+        # One holder per object at a time (threads and tasks). A plain Lock, not an RLock: it may be released
+        # by another thread than the one that acquired it, as anyio worker threads do.
+        self._gate = threading.Lock()
+        self._owner: object = None
+        self._fd: int | None = None
+        self._lock: filelock.BaseFileLock
+        if self._soft:
+            self._holder_path = self._path + ".holder"
+            self._lock = filelock.SoftFileLock(self._path, thread_local=False)
+        else:
+            self._holder_path = self._path
+            # thread_local=False: acquire and release may run on different threads. preserve_lock_file and
+            # no soft fallback: a native lock file must never be unlinked while in use.
+            self._lock = filelock.FileLock(
+                self._path,
+                thread_local=False,
+                preserve_lock_file=True,
+                fallback_to_soft=False,
+                on_acquired=self._write_record,
+            )
+
+    # -- properties -------------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Absolute path of the lock file."""
+        return self._path
+
+    @property
+    def timeout(self) -> float | None:
+        """Default timeout in seconds; ``None`` waits forever."""
+        return self._timeout
+
+    @property
+    def soft(self) -> bool:
+        return self._soft
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether this object currently holds the lock."""
+        return self._lock.is_locked
+
+    def __repr__(self) -> str:
+        state = "locked" if self.is_locked else "unlocked"
+        kind = "soft " if self._soft else ""
+        return f"<hardenkit.lock.FileLock {kind}{self._path!r} {state}>"
+
+    # -- holder record ----------------------------------------------------------------------------------
+
+    def _write_record(self, fd: int) -> None:
+        # filelock lends us the lock file's descriptor once per physical acquisition; the record lives in the
+        # lock file itself, so recording costs one pwrite and the file is never replaced or unlinked.
+        os.pwrite(fd, _record(), 0)
+        self._fd = fd
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now, or ``None`` when it is free or the record is unreadable.
+
+        A record left by a process of this host that no longer exists is ignored: the lock it names is
+        free (the OS released it when the process died; a soft marker is broken by the next acquirer).
+        """
+        record = _read_record(self._holder_path)
+        if record is None:
+            return None
+        if self._soft and not os.path.exists(self._path):
+            return None
+        if record.host == _host() and record.pid != os.getpid() and not pid_alive(record.pid):
+            return None
+        return record
+
+    # -- acquiring --------------------------------------------------------------------------------------
+
+    def _attempt(self) -> bool:
+        """One non-blocking try; True when this object now holds the lock."""
+        try:
+            if self._soft:
+                return self._attempt_soft()
+            self._lock.acquire(blocking=False)
+        except filelock.Timeout:
+            return False
+        except OSError as exc:
+            raise self._os_error(exc) from exc
+        return True
+
+    def _attempt_soft(self) -> bool:
+        before = _read_soft_marker(self._path)
+        self._lock.acquire(blocking=False)  # filelock breaks a marker whose local process is gone
+        try:
+            if before is not None:
+                pid, host = before
+                if host == _host() and pid != os.getpid() and not pid_alive(pid):
+                    old = _read_record(self._holder_path)
+                    details = old.describe() if old is not None and old.pid == pid else f"pid {pid} on {host}"
+                    logger.warning(
+                        "broke stale soft lock %s: its holder is gone (%s)",
+                        self._path,
+                        details,
+                        extra={"lock_path": self._path, "stale_pid": pid},
+                    )
+            atomic_write(self._holder_path, _record(), fsync=False)
+        except BaseException:
+            self._lock.release()
+            raise
+        return True
+
+    def _os_error(self, exc: OSError) -> LockError:
+        hint = ""
+        if exc.errno == errno.ENOSYS:  # flock unsupported (some network filesystems)
+            hint = "; this filesystem does not support OS locks: use FileLock(path, soft=True)"
+        return LockError(exc.errno or 0, f"cannot use lock file {self._path}: {exc.strerror or exc}{hint}")
+
+    def _timeout_error(self, started: float) -> LockTimeout:
+        holder = self.holder()
+        who = holder.describe() if holder is not None else "an unknown holder (no readable holder record)"
+        waited = time.monotonic() - started
+        message = f"timed out after {waited:.2f} s waiting for lock {self._path}, held by {who}"
+        return LockTimeout(message, path=self._path, holder=holder)
+
+    def _reentry_error(self) -> LockError:
+        return LockError(
+            f"FileLock {self._path} is already held by this thread or task and is not reentrant: "
+            "acquire it once around the whole critical section"
+        )
+
+    def acquire(self, timeout: float | None | _Unset = _UNSET) -> None:
+        """Acquire the lock, waiting at most ``timeout`` seconds (default: the lock's), else LockTimeout."""
+        limit = self._timeout if isinstance(timeout, _Unset) else _check_timeout(timeout)
+        started = time.monotonic()
+        me = ("thread", threading.get_ident())
+        if self._owner == me:
+            raise self._reentry_error()
+        if not self._gate.acquire(timeout=-1 if limit is None else limit):
+            raise self._timeout_error(started)
+        try:
+            delay = min(_FIRST_DELAY, self._poll)
+            while not self._attempt():
+                remaining = None if limit is None else started + limit - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise self._timeout_error(started)
+                time.sleep(delay if remaining is None else min(delay, remaining))
+                delay = self._next_delay(delay)
+        except BaseException:
+            self._gate.release()
+            raise
+        self._owner = me
+
+    async def aacquire(self, timeout: float | None | _Unset = _UNSET) -> None:
+        """Acquire from async code (asyncio or trio) without blocking the event loop; cancellable.
+
+        Why polling and not a worker thread blocked in the OS lock: a thread cannot be interrupted, so a
+        cancelled wait would leave a thread that may still take the lock later and leak it. Each attempt
+        is one non-blocking syscall; between attempts the task sleeps with exponential backoff (1 ms up to
+        ``poll_interval``), and cancellation lands in that sleep while nothing is held.
+        """
+        import anyio
+        import anyio.lowlevel
+
+        limit = self._timeout if isinstance(timeout, _Unset) else _check_timeout(timeout)
+        started = time.monotonic()
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        me = ("task", anyio.get_current_task().id)
+        if self._owner == me:
+            raise self._reentry_error()
+        delay = min(_FIRST_DELAY, self._poll)
+        while not self._gate.acquire(blocking=False):
+            delay = await self._async_wait(started, limit, delay)
+        try:
+            while not self._attempt():
+                delay = await self._async_wait(started, limit, delay)
+        except BaseException:
+            self._gate.release()
+            raise
+        self._owner = me
+
+    async def _async_wait(self, started: float, limit: float | None, delay: float) -> float:
+        import anyio
+
+        remaining = None if limit is None else started + limit - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise self._timeout_error(started)
+        await anyio.sleep(delay if remaining is None else min(delay, remaining))
+        return self._next_delay(delay)
+
+    def _next_delay(self, delay: float) -> float:
+        # Exponential with jitter so that processes polling one lock do not wake in lockstep.
+        return min(delay * (1.5 + random.random()), self._poll)
+
+    def release(self) -> None:
+        """Release the lock; raises LockError when this object does not hold it."""
+        if not self._lock.is_locked:
+            raise LockError(f"FileLock {self._path} is not held by this object, so it cannot be released")
+        try:
+            if self._soft:
+                try:
+                    os.unlink(self._holder_path)
+                except FileNotFoundError:
+                    pass
+            elif self._fd is not None:
+                # An empty record says "free" to readers, before the OS lock goes.
+                try:
+                    os.ftruncate(self._fd, 0)
+                except OSError:  # pragma: no cover - the lock still goes; holder() then checks the pid
+                    pass
+            self._lock.release()
+        finally:
+            self._fd = None
+            self._owner = None
+            self._gate.release()
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> FileLock:
+        await self.aacquire()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def __getstate__(self) -> Any:
+        raise TypeError("a FileLock cannot be pickled: create one in each process from its path")
