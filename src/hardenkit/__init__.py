@@ -9,12 +9,16 @@ nothing and loads no optional backend (limits, redis, uvicorn)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from importlib import import_module
 
 from ._version import __version__
 
+# Not typing.TYPE_CHECKING: importing typing costs more than the rest of this
+# package's import (mypy treats any constant named TYPE_CHECKING the same way).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._context import request_id
     from ._headers import HeaderContractMiddleware
     from ._kit import Kit, Wiring, harden
@@ -104,10 +108,10 @@ def __getattr__(name: str) -> Any:
         module_name = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'hardenkit' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module_name, __name__), name)
+    value = getattr(import_module(module_name, __name__), name)
     globals()[name] = value  # cache: the next access is a plain module attribute
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
