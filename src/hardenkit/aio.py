@@ -147,11 +147,9 @@ _UNBOUNDED = _Pool("", math.inf)
 def _named_pool(name: str) -> _Pool:
     pool = _POOLS.get(name)
     if pool is None:
+        total = _DEFAULT_POOL_TOTAL if name == DEFAULT_LIMITER else DEFAULT_TOTAL
         with _POOLS_LOCK:
-            pool = _POOLS.get(name)
-            if pool is None:
-                total = _DEFAULT_POOL_TOTAL if name == DEFAULT_LIMITER else DEFAULT_TOTAL
-                pool = _POOLS[name] = _Pool(name, total)
+            pool = _POOLS.setdefault(name, _Pool(name, total))
     return pool
 
 
@@ -485,12 +483,9 @@ class AsyncWrapper(Generic[T]):
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
+    ) -> bool:
         exit_ = type(self.wrapped).__exit__  # type: ignore[attr-defined]
-        return cast(
-            "bool | None",
-            await _make_async(exit_, self._pool, self._timeout)(self.wrapped, exc_type, exc, tb),
-        )
+        return bool(await _make_async(exit_, self._pool, self._timeout)(self.wrapped, exc_type, exc, tb))
 
 
 Call = Awaitable[T] | Callable[[], Awaitable[T]] | Callable[[], T]
@@ -526,7 +521,11 @@ async def gather_limited(
     unstarted ones never start, and the error is raised as is (no exception
     group); with ``return_exceptions=True`` errors take their place in the results.
     """
-    limit = _check_total(limit, "gather_limited(limit=...)")
+    try:
+        limit = _check_total(limit, "gather_limited(limit=...)")
+    except ConfigurationError:
+        _close_unstarted(iter(calls))
+        raise
     results: list[Any] = [_NOT_WRAPPED] * len(calls)
     queue = iter(enumerate(calls))
     failure: list[BaseException] = []
@@ -539,10 +538,11 @@ async def gather_limited(
             raise TypeError(f"gather_limited() takes awaitables or callables; got {call!r}")
         if _is_async_callable(call):
             return await cast(Callable[[], Awaitable[T]], call)()
-        value = await anyio.to_thread.run_sync(call, limiter=default_pool.limiter())
+        # Boxed: trio refuses a thread function that returns a coroutine (lambda: fetch(i)).
+        (value,) = await anyio.to_thread.run_sync(lambda: (call(),), limiter=default_pool.limiter())
         if inspect.isawaitable(value):
             return await cast(Awaitable[T], value)
-        return cast(T, value)
+        return value
 
     async def settle(index: int, call: Call[T]) -> bool:
         """Store one call's result; False when the whole gather must stop."""
