@@ -39,3 +39,14 @@ def test_every_page_begins_with_a_runnable_example() -> None:
         text = page.read_text(encoding="utf-8")
         first_block = text.find("```")
         assert first_block != -1 and text[first_block:].startswith("```python"), page.name
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^```bash\n(.*?)\n```", readme, re.S | re.M)
+    assert len(commands) == 2, "the README has exactly two set-up commands"
+    demo, tests = commands
+    assert "hardenkit demo" in demo
+    assert "pytest" in tests
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert tests in ci.splitlines()
