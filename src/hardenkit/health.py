@@ -43,6 +43,7 @@ from starlette.responses import Response
 
 from ._config import EnvParser, env_bool, env_float, env_list, env_optional, env_str
 from ._problem import problem_response
+from .aio import to_async
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -249,12 +250,11 @@ def tcp_connect(
 
 
 async def _call_sync(fn: CheckFn, *, limiter: anyio.CapacityLimiter, timeout: float) -> Any:
-    """Run ``fn`` in a worker thread of ``limiter``; TimeoutError after ``timeout`` (the thread is abandoned).
+    """Run ``fn`` in a worker thread of ``limiter``; ``CallTimeout`` (a TimeoutError) after ``timeout``.
 
-    Kept behind one function so that it can move to hardenkit.aio.to_async in one line.
+    The thread cannot be stopped: it keeps its limiter token until it really ends.
     """
-    with anyio.fail_after(timeout):
-        return await anyio.to_thread.run_sync(fn, limiter=limiter, abandon_on_cancel=True)
+    return await to_async(fn, limiter=limiter, timeout=timeout)()
 
 
 def _utc_now() -> str:
@@ -550,12 +550,28 @@ class HealthProbeMiddleware:
         cancel_scope = anyio.CancelScope()
         life.scopes.add(cancel_scope)
         life.inflight += 1
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
             with cancel_scope:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, send_wrapper)
         finally:
             life.inflight -= 1
             life.scopes.discard(cancel_scope)
+        if cancel_scope.cancelled_caught and not started and scope_type == "http":
+            # Cut by drain_timeout before it answered: say why, rather than leave the server to say 500.
+            response = problem_response(
+                503,
+                "Service Unavailable",
+                detail="the server is shutting down",
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def receive_wrapper() -> Message:
@@ -663,6 +679,10 @@ class HealthProbeMiddleware:
         return responses
 
     async def _outcome(self, state: _CheckState) -> _Outcome:
+        outcome = state.outcome
+        if outcome is not None and time.monotonic() < state.expires:
+            # Another probe finished a run between our look at the cache and now.
+            return outcome
         run = state.run
         if run is not None:
             # Single flight: share the run in progress (it is decided by its own timeout at the latest).
@@ -673,7 +693,7 @@ class HealthProbeMiddleware:
             # A sync check still stuck in its thread from an earlier run: never start a second one.
             return state.outcome
         run = state.run = _Run()
-        outcome: _Outcome | None = None
+        outcome = None
         try:
             outcome = await self._execute(state)
         finally:
