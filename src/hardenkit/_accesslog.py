@@ -1,0 +1,191 @@
+"""AccessLogMiddleware: one redacted log record per HTTP request (pure ASGI, no framework import)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._config import env_bool, env_float, env_list, env_optional, env_str
+from ._context import REQUEST_ID
+from .errors import ConfigurationError
+from .logs import Redactor
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from ._kit import Wiring
+
+__all__ = ["AccessLogMiddleware"]
+
+_MAX_UA = 512
+_MAX_PATH = 2048
+
+
+class AccessLogMiddleware:
+    """Logs one record per HTTP request on ``logger`` (``hardenkit.access``).
+
+    Fields (as ``extra``, so JSON formatters write them as keys): ``method``,
+    ``path``, ``query`` (redacted), ``status``, ``duration_ms``, ``bytes`` (response
+    body bytes), ``client``, ``user_agent``, ``request_id``; ``disconnected`` when
+    the client went away first. A request whose app raises is logged with status
+    500 at ERROR and the exception goes on; a request slower than ``slow_ms`` is
+    logged at WARNING. Paths answered by an outer kit component (health probes)
+    and ``exclude_paths`` are not logged.
+    """
+
+    hardenkit_slot: ClassVar[str] = "access_log"
+    hardenkit_env_name: ClassVar[str] = "ACCESSLOG"
+    hardenkit_env: ClassVar[dict[str, Any]] = {
+        "logger": env_str,
+        "slow_ms": env_optional(env_float),
+        "exclude_paths": env_list,
+        "redact": env_bool,
+    }
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        logger: str | logging.Logger = "hardenkit.access",
+        slow_ms: float | None = 1000.0,
+        exclude_paths: Iterable[str] = (),
+        redact: bool | Redactor = True,
+        kit: Wiring | None = None,
+    ) -> None:
+        self.app = app
+        if isinstance(logger, str):
+            if not logger:
+                raise ConfigurationError(
+                    "AccessLogMiddleware: logger must be a logger name such as 'app.access'"
+                )
+            self.logger = logging.getLogger(logger)
+        elif isinstance(logger, logging.Logger):
+            self.logger = logger
+        else:
+            raise ConfigurationError(
+                f"AccessLogMiddleware: logger takes a name or a logging.Logger, got {type(logger).__name__}"
+            )
+        if slow_ms is not None and (
+            isinstance(slow_ms, bool) or not isinstance(slow_ms, (int, float)) or not slow_ms > 0
+        ):
+            raise ConfigurationError(
+                f"AccessLogMiddleware: slow_ms must be a number of milliseconds > 0 or None, got {slow_ms!r}"
+            )
+        self.slow_ms = None if slow_ms is None else float(slow_ms)
+        if isinstance(exclude_paths, str):
+            raise ConfigurationError(
+                f"AccessLogMiddleware: exclude_paths takes a list of paths, e.g. [{exclude_paths!r}]"
+            )
+        paths = list(exclude_paths)
+        for path in paths:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigurationError(
+                    f"AccessLogMiddleware: exclude_paths entries must start with '/', got {path!r}"
+                )
+        self.exclude_paths = frozenset(paths)
+        if isinstance(redact, Redactor):
+            self.redactor: Redactor | None = redact
+        elif isinstance(redact, bool):
+            self.redactor = Redactor() if redact else None
+        else:
+            raise ConfigurationError("AccessLogMiddleware: redact takes True, False or a hardenkit.Redactor")
+        self.kit = kit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path in self.exclude_paths or (self.kit is not None and self.kit.is_answered(path)):
+            await self.app(scope, receive, send)
+            return
+
+        start = time.perf_counter()
+        status = 0
+        sent = 0
+        disconnected = False
+        finished = False
+
+        async def receive_wrapper() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect" and not finished:
+                disconnected = True
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent, finished, disconnected
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+            elif kind == "http.response.body":
+                sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    finished = True
+            try:
+                await send(message)
+            except OSError:
+                # The server could not write: the client is gone.
+                disconnected = True
+                raise
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception as exc:
+            self._log(scope, status or 500, sent, start, disconnected, failed=type(exc).__qualname__)
+            raise
+        except BaseException:
+            # Cancelled (the server gave up on a vanished client): still one line.
+            self._log(scope, status or 499, sent, start, True, failed=None)
+            raise
+        self._log(scope, status or (499 if disconnected else 500), sent, start, disconnected, failed=None)
+
+    def _log(
+        self, scope: Scope, status: int, sent: int, start: float, disconnected: bool, *, failed: str | None
+    ) -> None:
+        duration_ms = round((time.perf_counter() - start) * 1000.0, 3)
+        if failed is not None or status >= 500:
+            level = logging.ERROR
+        elif self.slow_ms is not None and duration_ms >= self.slow_ms:
+            level = logging.WARNING
+        else:
+            level = logging.INFO
+        logger = self.logger
+        if not logger.isEnabledFor(level):
+            return
+        try:
+            method = str(scope.get("method", ""))
+            path = str(scope.get("path", ""))[:_MAX_PATH]
+            query = scope.get("query_string", b"").decode("latin-1")[:_MAX_PATH]
+            user_agent = ""
+            for name, value in scope.get("headers", ()):
+                if name == b"user-agent":
+                    user_agent = value.decode("latin-1")[:_MAX_UA]
+                    break
+            client = scope.get("client")
+            redactor = self.redactor
+            if redactor is not None and redactor.might_contain(f"{path}\x00{query}\x00{user_agent}"):
+                path = redactor.redact(path)
+                query = redactor.redact(query)
+                user_agent = redactor.redact(user_agent)
+            fields: dict[str, Any] = {
+                "method": method,
+                "path": path,
+                "query": query,
+                "status": status,
+                "duration_ms": duration_ms,
+                "bytes": sent,
+                "client": client[0] if client else None,
+                "user_agent": user_agent,
+                "request_id": REQUEST_ID.get(),
+            }
+            if disconnected:
+                fields["disconnected"] = True
+            if failed is not None:
+                fields["error"] = failed
+            logger.log(level, "%s %s %s", method, path, status, extra=fields)
+        except Exception:
+            # The access log must never break the request it describes.
+            logging.getLogger("hardenkit.accesslog").exception("could not write the access log line")
