@@ -1,0 +1,908 @@
+"""RateLimitMiddleware: limits-backed rate limiting with IETF headers, from one process to a fleet.
+
+A request goes through, in order: exempt paths (and paths an outer component
+answers, such as health probes), the rules (first match wins, else the default
+policy), the client key (``None`` exempts), the ``allow`` list, per-key
+overrides, then one check-and-count in the storage. A refused request gets a 429
+``application/problem+json`` answer; an admitted one gets the rate-limit headers
+on its response, once, whatever the response type.
+
+Per-endpoint limits use :func:`rate_limit`, which finds the middleware of the
+current request through a context variable, so endpoints need no ``request``
+parameter.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fnmatch
+import inspect
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._config import EnvParser, env_choice, env_float, env_list, env_optional, env_str
+from ._problem import problem_response
+from ._ratelimit_engine import (
+    ALLOWED_BLIND,
+    STRATEGY_NAMES,
+    Decision,
+    Engine,
+    MemoryEngine,
+    NetworkEngines,
+    StorageGuard,
+    Window,
+    mask_uri,
+    scheme_of,
+)
+from ._ratelimit_keys import ClientAddress, header_value, in_networks, parse_ip, parse_networks, safe_key
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from ._kit import Wiring
+
+    LimitSpec = str | RateLimitItem | Sequence[str | RateLimitItem]
+
+    KeyFunc = Callable[[Scope], str | None | Awaitable[str | None]]
+    CostFunc = Callable[[Scope], int | Awaitable[int]]
+    BreachHook = Callable[[Scope, "RateLimitBreach"], Response | None | Awaitable[Response | None]]
+
+__all__ = ["QUOTA_EXCEEDED", "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"]
+
+logger = logging.getLogger("hardenkit.ratelimit")
+
+#: The problem type of draft-ietf-httpapi-ratelimit-headers for a refused request.
+QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+QUOTA_EXCEEDED_TITLE = "Request cannot be satisfied as assigned quota has been exceeded"
+
+_POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_HEADER_MODES = ("both", "ietf", "x-ratelimit")
+_ERROR_MODES = ("allow", "deny", "memory")
+_METHOD = re.compile(r"^[A-Z]+(?:,[A-Z]+)*$")
+_WEBSOCKET_METHODS = frozenset({"WEBSOCKET", "WS"})
+
+# Header names this component writes, for CORS exposure and de-duplication.
+_IETF_HEADERS = ("RateLimit", "RateLimit-Policy")
+_X_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+@dataclass(frozen=True)
+class RateLimitBreach:
+    """What ``on_breach`` receives about a refused request."""
+
+    key: str
+    policy: str
+    violated: tuple[str, ...]
+    retry_after: int
+    method: str
+    path: str
+
+
+class RateLimitExceeded(Exception):
+    """Raised by :func:`rate_limit` checks; RateLimitMiddleware turns it into a 429."""
+
+    def __init__(self, breach: RateLimitBreach, decision: Decision | None, policy: _Policy) -> None:
+        super().__init__(f"rate limit {breach.policy!r} exceeded; retry in {breach.retry_after}s")
+        self.breach = breach
+        self.decision = decision
+        self.policy = policy
+
+
+@dataclass(frozen=True)
+class _Policy:
+    name: str
+    namespace: str
+    windows: tuple[Window, ...]
+    policy_header: str  # the RateLimit-Policy items, precomputed
+
+
+def _parse_limits(value: object, *, option: str) -> tuple[Any, ...]:
+    from limits import RateLimitItem, parse_many
+
+    items: list[RateLimitItem] = []
+    values: Iterable[object]
+    if isinstance(value, str):
+        values = [value]
+    elif isinstance(value, RateLimitItem):
+        values = [value]
+    elif isinstance(value, (list, tuple)):
+        values = value
+    else:
+        raise ConfigurationError(
+            f"{option}: expected a limit string like '100/minute' (or '10/second;100/minute'), got {value!r}"
+        )
+    for part in values:
+        if isinstance(part, RateLimitItem):
+            items.append(part)
+            continue
+        if not isinstance(part, str):
+            raise ConfigurationError(f"{option}: expected a limit string like '100/minute', got {part!r}")
+        try:
+            items.extend(parse_many(part))
+        except ValueError:
+            raise ConfigurationError(
+                f"{option}: {part!r} is not a rate limit; write '<count>/<period>' such as "
+                "'100/minute', '10/second;1000/hour' or '5 per 10 seconds'"
+            ) from None
+    if not items:
+        raise ConfigurationError(f"{option}: no limit given; write a limit such as '100/minute' or None")
+    for item in items:
+        if item.amount <= 0:
+            raise ConfigurationError(f"{option}: {item} allows nothing; use a rule with None to block-list")
+    return tuple(items)
+
+
+def _make_policy(name: str, namespace: str, items: Sequence[Any]) -> _Policy:
+    windows: list[Window] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        label = name if len(items) == 1 else f"{name}-{int(item.get_expiry())}s"
+        if label in seen:
+            label = f"{label}-{index + 1}"
+        seen.add(label)
+        windows.append(Window(item, label))
+    header = ", ".join(f'"{w.name}";q={w.item.amount};w={w.seconds}' for w in windows)
+    return _Policy(name, namespace, tuple(windows), header)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    text: str
+    methods: frozenset[str] | None
+    exact: str | None
+    regex: re.Pattern[str] | None
+    policy: _Policy | None  # None: exempt
+
+    def matches(self, kind: str, method: str, path: str) -> bool:
+        if self.methods is not None:
+            wanted = "WEBSOCKET" if kind == "websocket" else method
+            if wanted not in self.methods:
+                return False
+        if self.exact is not None:
+            return path == self.exact
+        assert self.regex is not None  # one of exact/regex is always set
+        return self.regex.fullmatch(path) is not None
+
+
+def _path_matcher(path: str, *, option: str) -> tuple[str | None, re.Pattern[str] | None]:
+    if not path.startswith("/"):
+        raise ConfigurationError(
+            f"{option}: path {path!r} must start with '/', e.g. '/webhooks/*' or 'POST /ai/{{name}}'"
+        )
+    if "{" in path:
+        from starlette.routing import compile_path
+
+        try:
+            regex, _, _ = compile_path(path)
+        except (ValueError, AssertionError, KeyError) as exc:
+            raise ConfigurationError(f"{option}: bad path pattern {path!r}: {exc}") from None
+        return None, re.compile(regex.pattern.rstrip("$"))
+    if any(char in path for char in "*?["):
+        return None, re.compile(fnmatch.translate(path))
+    return path, None
+
+
+def _compile_rule(
+    text: object, *, option: str
+) -> tuple[frozenset[str] | None, str | None, re.Pattern[str] | None]:
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigurationError(f"{option}: a rule pattern must be a string like 'POST /ai/*', got {text!r}")
+    method_part, _, path = text.strip().rpartition(" ")
+    methods: frozenset[str] | None = None
+    if method_part:
+        method_part = method_part.strip().upper().replace(" ", "")
+        if not _METHOD.match(method_part):
+            raise ConfigurationError(
+                f"{option}: {text!r}: write an optional method list then a path, e.g. 'POST /ai/*', "
+                "'GET,HEAD /export/{name}' or 'WEBSOCKET /ws'"
+            )
+        methods = frozenset("WEBSOCKET" if m in _WEBSOCKET_METHODS else m for m in method_part.split(","))
+    exact, regex = _path_matcher(path, option=f"{option} {text!r}")
+    return methods, exact, regex
+
+
+@dataclass
+class _RequestState:
+    """Per-request state shared with :func:`rate_limit` checks through a context variable."""
+
+    limiter: RateLimitMiddleware
+    scope: Scope
+    key: str | None = None
+    key_known: bool = False
+    decisions: list[tuple[_Policy, Decision]] = field(default_factory=list)
+
+
+_CURRENT: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar(
+    "hardenkit.ratelimit.request", default=None
+)
+
+
+class RateLimitMiddleware:
+    """Rate limiting as pure ASGI middleware, on ``limits`` storages and strategies.
+
+    See docs/ratelimit.md for every option; all are keyword-only with safe defaults.
+    """
+
+    hardenkit_slot: ClassVar[str] = "ratelimit"
+    hardenkit_env_name: ClassVar[str] = "RATELIMIT"
+    hardenkit_env: ClassVar[Mapping[str, EnvParser]] = {
+        "default": env_optional(env_str),
+        "storage": env_str,
+        "strategy": env_choice(*STRATEGY_NAMES),
+        "on_storage_error": env_choice(*_ERROR_MODES),
+        "headers": env_optional(env_choice(*_HEADER_MODES)),
+        "key": env_str,
+        "trusted_proxies": env_list,
+        "proxy_header": env_choice("x-forwarded-for", "forwarded"),
+        "exempt_paths": env_list,
+        "allow": env_list,
+        "storage_timeout": env_float,
+    }
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        default: LimitSpec | None = "100/minute",
+        policies: Mapping[str, LimitSpec] | None = None,
+        rules: Sequence[tuple[str, str | None]] | Mapping[str, str | None] | None = None,
+        key: str | KeyFunc = "ip",
+        trusted_proxies: Sequence[str] | str | None = None,
+        proxy_header: str = "x-forwarded-for",
+        ipv6_prefix: int = 64,
+        storage: str = "memory://",
+        storage_options: Mapping[str, Any] | None = None,
+        strategy: str = "sliding-window",
+        on_storage_error: str = "allow",
+        storage_timeout: float = 0.5,
+        key_prefix: str = "hardenkit",
+        exempt_paths: Sequence[str] | None = None,
+        allow: Sequence[str] | None = None,
+        overrides: Mapping[str, LimitSpec | Mapping[str, LimitSpec | None] | None] | None = None,
+        cost: int | CostFunc = 1,
+        count_when: Callable[[int], bool] | None = None,
+        headers: str | None = "both",
+        on_breach: BreachHook | None = None,
+        kit: Wiring | None = None,
+    ) -> None:
+        self.app = app
+        self.kit = kit
+
+        # -- policies ---------------------------------------------------------------
+        self.policies: dict[str, _Policy] = {}
+        for name, spec in (policies or {}).items():
+            if not isinstance(name, str) or not _POLICY_NAME.match(name):
+                raise ConfigurationError(
+                    f"policies: policy name {name!r} must be letters, digits, '_', '.' or '-' "
+                    "(for example 'ai' or 'webhook')"
+                )
+            if name == "default":
+                raise ConfigurationError(
+                    "policies: 'default' is the default= option; set default=... instead"
+                )
+            self.policies[name] = _make_policy(name, name, _parse_limits(spec, option=f"policies[{name!r}]"))
+        self.default_policy: _Policy | None = None
+        if default is not None:
+            self.default_policy = _make_policy("default", "default", _parse_limits(default, option="default"))
+
+        # -- rules ------------------------------------------------------------------
+        rule_items: Sequence[tuple[object, object]]
+        if rules is None:
+            rule_items = ()
+        elif isinstance(rules, Mapping):
+            rule_items = list(rules.items())
+        elif isinstance(rules, (list, tuple)):
+            rule_items = rules
+        else:
+            raise ConfigurationError(
+                "rules: write a list of (pattern, policy) pairs, e.g. [('POST /ai/*', 'ai'), ('/health', None)]"
+            )
+        self.rules: list[_Rule] = []
+        for index, pair in enumerate(rule_items):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ConfigurationError(
+                    f"rules[{index}]: expected a (pattern, policy) pair such as ('POST /ai/*', 'ai'), got {pair!r}"
+                )
+            pattern, target = pair
+            methods, exact, regex = _compile_rule(pattern, option=f"rules[{index}]")
+            self.rules.append(_Rule(str(pattern), methods, exact, regex, self._rule_target(index, target)))
+        self._exempt_exact: frozenset[str] = frozenset()
+        exempt_regexes: list[re.Pattern[str]] = []
+        exact_paths: set[str] = set()
+        for path in exempt_paths or ():
+            if not isinstance(path, str):
+                raise ConfigurationError(f"exempt_paths: expected path strings, got {path!r}")
+            exact, regex = _path_matcher(path, option="exempt_paths")
+            if exact is not None:
+                exact_paths.add(exact)
+            elif regex is not None:
+                exempt_regexes.append(regex)
+        self._exempt_exact = frozenset(exact_paths)
+        self._exempt_regexes = tuple(exempt_regexes)
+
+        # -- keys -------------------------------------------------------------------
+        if isinstance(ipv6_prefix, bool) or not isinstance(ipv6_prefix, int) or not 1 <= ipv6_prefix <= 128:
+            raise ConfigurationError(
+                f"ipv6_prefix: expected a prefix length 1..128 (default 64), got {ipv6_prefix!r}"
+            )
+        if proxy_header not in ("x-forwarded-for", "forwarded"):
+            raise ConfigurationError(
+                f"proxy_header: expected 'x-forwarded-for' or 'forwarded' (the header your proxy sets), "
+                f"got {proxy_header!r}"
+            )
+        self.client_address = ClientAddress(
+            trusted_proxies=parse_networks(trusted_proxies, option="trusted_proxies"),
+            proxy_header=proxy_header,
+            ipv6_prefix=ipv6_prefix,
+        )
+        self._key_header: bytes | None = None
+        self._key_func: KeyFunc | None = None
+        if callable(key):
+            self._key_func = key
+        elif key == "ip":
+            pass
+        elif isinstance(key, str) and key.lower().startswith("header:") and key[7:].strip():
+            from ._config import check_header_name
+
+            self._key_header = check_header_name(key[7:].strip(), option="key").encode("latin-1")
+        else:
+            raise ConfigurationError(
+                f"key: expected 'ip', 'header:<Name>' (e.g. 'header:X-API-Key') or a function "
+                f"(scope) -> str | None, got {key!r}"
+            )
+        allow_networks: list[str] = []
+        allow_keys: set[str] = set()
+        for entry in allow or ():
+            if not isinstance(entry, str) or not entry.strip():
+                raise ConfigurationError(f"allow: expected CIDRs or keys as strings, got {entry!r}")
+            if _looks_like_network(entry):
+                allow_networks.append(entry)
+            else:
+                allow_keys.add(entry.strip())
+        self._allow_networks = parse_networks(allow_networks, option="allow")
+        self._allow_keys = frozenset(allow_keys)
+        self._overrides = self._parse_overrides(overrides)
+
+        # -- cost, count_when, headers, breach -----------------------------------------
+        if isinstance(cost, bool) or not (callable(cost) or (isinstance(cost, int) and cost >= 0)):
+            raise ConfigurationError(
+                f"cost: expected a whole number >= 0 or a function (scope) -> int, got {cost!r}"
+            )
+        self._cost = cost
+        if count_when is not None and not callable(count_when):
+            raise ConfigurationError(
+                f"count_when: expected a function (status: int) -> bool, e.g. lambda status: status >= 400, "
+                f"got {count_when!r}"
+            )
+        self._count_when = count_when
+        if headers is not None and headers not in _HEADER_MODES:
+            raise ConfigurationError(
+                f"headers: expected one of 'both', 'ietf', 'x-ratelimit' or None, got {headers!r}"
+            )
+        self._ietf = headers in ("both", "ietf")
+        self._xrl = headers in ("both", "x-ratelimit")
+        names = [*(_IETF_HEADERS if self._ietf else ()), *(_X_HEADERS if self._xrl else ())]
+        self._drop_headers = frozenset(name.lower().encode("latin-1") for name in names)
+        if on_breach is not None and not callable(on_breach):
+            raise ConfigurationError(
+                f"on_breach: expected a function (scope, breach) -> Response | None, got {on_breach!r}"
+            )
+        self._on_breach = on_breach
+
+        # -- storage ----------------------------------------------------------------
+        if strategy not in STRATEGY_NAMES:
+            raise ConfigurationError(
+                f"strategy: expected 'sliding-window', 'fixed-window' or 'moving-window', got {strategy!r}"
+            )
+        if on_storage_error not in _ERROR_MODES:
+            raise ConfigurationError(
+                f"on_storage_error: expected 'allow', 'deny' or 'memory', got {on_storage_error!r}"
+            )
+        if (
+            isinstance(storage_timeout, bool)
+            or not isinstance(storage_timeout, (int, float))
+            or not (0 < storage_timeout <= 60)
+        ):
+            raise ConfigurationError(f"storage_timeout: expected seconds in (0, 60], got {storage_timeout!r}")
+        if not isinstance(key_prefix, str) or not _POLICY_NAME.match(key_prefix):
+            raise ConfigurationError(
+                f"key_prefix: expected a short name like 'hardenkit', got {key_prefix!r}"
+            )
+        self.strategy = strategy
+        self.on_storage_error = on_storage_error
+        self.storage_uri = storage
+        self._storage_timeout = float(storage_timeout)
+        self._memory: MemoryEngine | None = None
+        self._network: NetworkEngines | None = None
+        self._fallback: MemoryEngine | None = None
+        if not isinstance(storage, str) or "://" not in storage:
+            raise ConfigurationError(
+                f"storage: expected a storage URI such as 'memory://' or 'redis://host:6379/0', got {storage!r}"
+            )
+        scheme = scheme_of(storage)
+        if scheme.startswith("async+"):
+            raise ConfigurationError(
+                f"storage: write {storage[len('async+') :]!r}; hardenkit picks limits' async storage itself"
+            )
+        self.guard = StorageGuard(storage=mask_uri(storage), mode=on_storage_error)
+        if scheme == "memory":
+            self._memory = MemoryEngine(strategy)
+        else:
+            from limits.errors import ConfigurationError as LimitsConfigurationError
+
+            try:
+                self._network = NetworkEngines(storage, strategy, dict(storage_options or {}), key_prefix)
+            except (LimitsConfigurationError, ValueError, ImportError, NotImplementedError) as exc:
+                raise ConfigurationError(
+                    f"storage {mask_uri(storage)!r} cannot be used: {exc}; check the URI scheme "
+                    "(memory://, redis://, rediss://, redis+cluster://, redis+sentinel://, valkey://, "
+                    "memcached://) and that its client library is installed (pip install 'hardenkit[redis]')"
+                ) from None
+            if on_storage_error == "memory":
+                self._fallback = MemoryEngine(strategy)
+
+        if kit is not None:
+            kit.provide("ratelimit.storage_state", self.guard.state)
+
+    # -- install-time declarations --------------------------------------------------------
+    @classmethod
+    def hardenkit_declare(cls, options: Mapping[str, Any], wiring: Wiring) -> None:
+        mode = options.get("headers", "both")
+        names: list[str] = []
+        if mode in ("both", "ietf"):
+            names += _IETF_HEADERS
+        if mode in ("both", "x-ratelimit"):
+            names += _X_HEADERS
+        wiring.expose_headers(*names, "Retry-After")
+
+    # -- option helpers ---------------------------------------------------------------
+    def _rule_target(self, index: int, target: object) -> _Policy | None:
+        if target is None:
+            return None
+        if isinstance(target, str) and target in self.policies:
+            return self.policies[target]
+        if target == "default":
+            return self.default_policy
+        try:
+            items = _parse_limits(target, option=f"rules[{index}]")
+        except ConfigurationError:
+            known = ", ".join(sorted(self.policies)) or "none defined"
+            raise ConfigurationError(
+                f"rules[{index}]: {target!r} is neither a policy name (known: {known}, 'default') "
+                "nor a limit string like '10/minute'; use None to exempt"
+            ) from None
+        name = f"rule-{index + 1}"
+        return _make_policy(name, name, items)
+
+    def _parse_overrides(
+        self, overrides: Mapping[str, LimitSpec | Mapping[str, LimitSpec | None] | None] | None
+    ) -> dict[str, dict[str, _Policy | None]]:
+        parsed: dict[str, dict[str, _Policy | None]] = {}
+        if overrides is None:
+            return parsed
+        if not isinstance(overrides, Mapping):
+            raise ConfigurationError(
+                "overrides: expected a mapping of client key to limit, e.g. {'partner-key': '1000/minute'}"
+            )
+        for client, spec in overrides.items():
+            if not isinstance(client, str) or not client:
+                raise ConfigurationError(f"overrides: keys must be non-empty strings, got {client!r}")
+            per_policy: dict[str, _Policy | None] = {}
+            if spec is None:
+                per_policy = {name: None for name in ["default", *self.policies]}
+            elif isinstance(spec, Mapping):
+                for name, limit in spec.items():
+                    if name != "default" and name not in self.policies:
+                        raise ConfigurationError(
+                            f"overrides[{client!r}]: no policy named {name!r}; known: default, "
+                            f"{', '.join(sorted(self.policies))}"
+                        )
+                    per_policy[name] = (
+                        None
+                        if limit is None
+                        else _make_policy(
+                            name, name, _parse_limits(limit, option=f"overrides[{client!r}][{name!r}]")
+                        )
+                    )
+            else:
+                per_policy["default"] = _make_policy(
+                    "default", "default", _parse_limits(spec, option=f"overrides[{client!r}]")
+                )
+            parsed[client] = per_policy
+        return parsed
+
+    # -- the request path -------------------------------------------------------------
+    def _is_exempt_path(self, path: str) -> bool:
+        if path in self._exempt_exact:
+            return True
+        if self._exempt_regexes and any(regex.fullmatch(path) for regex in self._exempt_regexes):
+            return True
+        return self.kit is not None and self.kit.is_answered(path)
+
+    def _policy_for(self, kind: str, method: str, path: str) -> tuple[bool, _Policy | None]:
+        """(matched a rule, the policy); the default applies to HTTP requests only."""
+        for rule in self.rules:
+            if rule.matches(kind, method, path):
+                return True, rule.policy
+        return False, self.default_policy if kind == "http" else None
+
+    async def _client_key(self, state: _RequestState) -> str | None:
+        if state.key_known:
+            return state.key
+        scope = state.scope
+        value: str | None
+        if self._key_func is not None:
+            result = self._key_func(scope)
+            if inspect.isawaitable(result):
+                result = await result
+            # A key function returning something else than str is tolerated (str() of it).
+            value = safe_key(str(result)) if result else None
+        elif self._key_header is not None:
+            found = header_value(scope, self._key_header)
+            # A missing key header must not mean "unlimited": fall back to the address.
+            value = "k:" + safe_key(found) if found is not None else "ip:" + self.client_address.key(scope)
+        else:
+            value = self.client_address.key(scope)
+        state.key = value
+        state.key_known = True
+        return value
+
+    def _user_key(self, key: str) -> str:
+        """The key as users write it in ``allow``/``overrides`` (without the storage prefix)."""
+        if self._key_header is not None and key.startswith("k:"):
+            return key[2:]
+        return key
+
+    def _allowed(self, scope: Scope, key: str) -> bool:
+        if self._allow_keys and self._user_key(key) in self._allow_keys:
+            return True
+        if self._allow_networks:
+            address = self.client_address.address(scope)
+            if address is not None and in_networks(address, self._allow_networks):
+                return True
+        return False
+
+    def _override(self, key: str, policy: _Policy) -> tuple[bool, _Policy | None]:
+        per_policy = self._overrides.get(self._user_key(key))
+        if per_policy is None or policy.name not in per_policy:
+            return False, policy
+        return True, per_policy[policy.name]
+
+    async def _cost_of(self, scope: Scope) -> int:
+        cost = self._cost
+        if isinstance(cost, int):
+            return cost
+        value = cost(scope)
+        if inspect.isawaitable(value):
+            value = await value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            logger.error("rate limit cost function returned %r; counting 1 instead", value)
+            return 1
+        return value
+
+    async def decide(self, policy: _Policy, key: str, cost: int, *, peek: bool = False) -> Decision | None:
+        """Check (and unless ``peek``, count) one request; None means "refuse: storage down"."""
+        memory = self._memory
+        if memory is not None:
+            return await memory.acquire(policy.windows, policy.namespace, key, cost, peek)
+        assert self._network is not None  # memory or network is always set
+        guard = self.guard
+        probe = not guard.healthy
+        if guard.should_try():
+            import anyio
+
+            try:
+                with anyio.fail_after(self._storage_timeout):
+                    engine: Engine = self._network.current()
+                    decision = await engine.acquire(policy.windows, policy.namespace, key, cost, peek)
+            except Exception as exc:  # any storage failure degrades as configured, never a 500
+                guard.failed(exc, probe=probe)
+            else:
+                guard.succeeded()
+                return decision
+        if self.on_storage_error == "allow":
+            return ALLOWED_BLIND
+        if self.on_storage_error == "memory":
+            assert self._fallback is not None
+            return await self._fallback.acquire(policy.windows, policy.namespace, key, cost, peek)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        state = _RequestState(self, scope)
+        token = _CURRENT.set(state)
+        try:
+            await self._handle(kind, state, scope, receive, send)
+        finally:
+            _CURRENT.reset(token)
+
+    async def _handle(
+        self, kind: str, state: _RequestState, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        path: str = scope.get("path", "/")
+        policy: _Policy | None = None
+        key: str | None = None
+        if not self._is_exempt_path(path):
+            _, policy = self._policy_for(kind, scope.get("method", ""), path)
+            if policy is not None:
+                key = await self._client_key(state)
+                if key is None or self._allowed(scope, key):
+                    policy = None
+                elif self._overrides:
+                    _, policy = self._override(key, policy)
+        count_after: tuple[_Policy, str, int] | None = None
+        if policy is not None and key is not None:
+            cost = await self._cost_of(scope)
+            peek = self._count_when is not None and kind == "http"
+            decision = await self.decide(policy, key, cost, peek=peek)
+            if decision is None or not decision.allowed:
+                await self._refuse(scope, receive, send, policy, key, decision, state)
+                return
+            if decision.stats:
+                state.decisions.append((policy, decision))
+            if peek:
+                count_after = (policy, key, cost)
+        if kind == "websocket":
+            await self._run_websocket(scope, receive, send)
+            return
+        await self._run_http(scope, receive, send, state, count_after)
+
+    async def _run_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except RateLimitExceeded as exc:
+            # A handshake refused by a rate_limit() check inside the endpoint (before accept).
+            await self._endpoint_refusal(scope, receive, send, exc, [])
+
+    async def _run_http(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: _RequestState,
+        count_after: tuple[_Policy, str, int] | None,
+    ) -> None:
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                if count_after is not None and self._count_when is not None:
+                    await self._count_response(message, state, count_after)
+                if state.decisions:
+                    message["headers"] = self._merge_headers(message.get("headers", ()), state.decisions)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except RateLimitExceeded as exc:
+            if started:
+                raise
+            await self._endpoint_refusal(scope, receive, send, exc, state.decisions)
+
+    async def _endpoint_refusal(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exc: RateLimitExceeded,
+        earlier: Sequence[tuple[_Policy, Decision]],
+    ) -> None:
+        if exc.decision is None:
+            await self._storage_down(scope, receive, send)
+            return
+        earlier = [(p, d) for p, d in earlier if d is not exc.decision]
+        await self._send_refusal(scope, receive, send, exc.policy, exc.breach, exc.decision, earlier)
+
+    async def _count_response(
+        self, message: Message, state: _RequestState, count_after: tuple[_Policy, str, int]
+    ) -> None:
+        policy, key, cost = count_after
+        assert self._count_when is not None
+        try:
+            counted = bool(self._count_when(int(message["status"])))
+        except Exception:
+            logger.exception("rate limit count_when raised; counting the request")
+            counted = True
+        if not counted:
+            return
+        decision = await self.decide(policy, key, cost)
+        if decision is not None and decision.stats:
+            # The counted numbers replace the ones seen before the app ran.
+            state.decisions = [(p, d) for p, d in state.decisions if p is not policy]
+            state.decisions.append((policy, decision))
+
+    # -- headers ----------------------------------------------------------------------
+    def _header_pairs(self, decisions: Sequence[tuple[_Policy, Decision]]) -> list[tuple[bytes, bytes]]:
+        pairs: list[tuple[bytes, bytes]] = []
+        stats = [stat for _, decision in decisions for stat in decision.stats]
+        if not stats:
+            return pairs
+        if self._ietf:
+            policy_value = ", ".join(policy.policy_header for policy, _ in decisions)
+            limit_value = ", ".join(
+                f'"{stat.window.name}";r={stat.remaining};t={math.ceil(stat.reset_in)}' for stat in stats
+            )
+            pairs.append((b"ratelimit-policy", policy_value.encode("latin-1")))
+            pairs.append((b"ratelimit", limit_value.encode("latin-1")))
+        if self._xrl:
+            # The most restrictive limit speaks for all (the one that will refuse first).
+            tightest = min(stats, key=lambda s: (s.remaining, -s.reset_in))
+            reset_at = math.ceil(time.time() + tightest.reset_in)
+            pairs.append((b"x-ratelimit-limit", str(tightest.window.item.amount).encode("latin-1")))
+            pairs.append((b"x-ratelimit-remaining", str(tightest.remaining).encode("latin-1")))
+            pairs.append((b"x-ratelimit-reset", str(reset_at).encode("latin-1")))
+        return pairs
+
+    def _merge_headers(
+        self, existing: Iterable[tuple[bytes, bytes]], decisions: Sequence[tuple[_Policy, Decision]]
+    ) -> list[tuple[bytes, bytes]]:
+        drop = self._drop_headers
+        # Replace, never duplicate: an inner component may have set the same names.
+        merged = [(name, value) for name, value in existing if name.lower() not in drop]
+        merged.extend(self._header_pairs(decisions))
+        return merged
+
+    # -- refusals ---------------------------------------------------------------------
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        policy: _Policy,
+        key: str,
+        decision: Decision | None,
+        state: _RequestState,
+    ) -> None:
+        if decision is None:
+            await self._storage_down(scope, receive, send)
+            return
+        violated = tuple(stat.window.name for stat in decision.stats if stat.violated) or (policy.name,)
+        breach = RateLimitBreach(
+            key=self._user_key(key),
+            policy=policy.name,
+            violated=violated,
+            retry_after=decision.retry_after,
+            method=scope.get("method", "WEBSOCKET" if scope["type"] == "websocket" else ""),
+            path=scope.get("path", "/"),
+        )
+        await self._send_refusal(scope, receive, send, policy, breach, decision, state.decisions)
+
+    async def _send_refusal(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        policy: _Policy,
+        breach: RateLimitBreach,
+        decision: Decision,
+        earlier: Sequence[tuple[_Policy, Decision]],
+    ) -> None:
+        response: Response | None = None
+        if self._on_breach is not None:
+            try:
+                result = self._on_breach(scope, breach)
+                if inspect.isawaitable(result):
+                    result = await result
+                response = result
+            except Exception:
+                # The user's hook must not turn a 429 into a 500.
+                logger.exception("rate limit on_breach hook raised; sending the standard 429")
+                response = None
+        if response is None:
+            headers = {"Retry-After": str(breach.retry_after)}
+            for name, value in self._header_pairs([*earlier, (policy, decision)]):
+                headers[name.decode("latin-1")] = value.decode("latin-1")
+            names = ", ".join(repr(name) for name in breach.violated)
+            response = problem_response(
+                429,
+                QUOTA_EXCEEDED_TITLE,
+                type=QUOTA_EXCEEDED,
+                detail=f"Rate limit exceeded ({names}); retry in {breach.retry_after} seconds.",
+                extra={"violated-policies": list(breach.violated), "retry-after": breach.retry_after},
+                headers=headers,
+            )
+        await self._answer(scope, receive, send, response)
+
+    async def _storage_down(self, scope: Scope, receive: Receive, send: Send) -> None:
+        retry = max(1, math.ceil(self.guard.retry_in()))
+        response = problem_response(
+            503,
+            "Rate limit storage unavailable",
+            detail=f"The rate-limit storage cannot be reached; retry in {retry} seconds.",
+            headers={"Retry-After": str(retry)},
+        )
+        await self._answer(scope, receive, send, response)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+        if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+            from starlette.websockets import WebSocketClose
+
+            # No denial-response extension: close the handshake (1008 policy violation).
+            await WebSocketClose(code=1008, reason="rate limit exceeded")(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+
+def _looks_like_network(text: str) -> bool:
+    text = text.strip()
+    if "/" in text:
+        return True
+    return parse_ip(text) is not None and text.count(":") != 1
+
+
+def rate_limit(policy: str, *, cost: int = 1) -> Callable[[], Awaitable[None]]:
+    """A per-endpoint limit that needs no ``request`` parameter.
+
+    Returns an async function taking no arguments: use it as a FastAPI dependency
+    (``Depends(hk.rate_limit("ai"))``) or await it inside any endpoint behind
+    RateLimitMiddleware. It counts the request against the middleware's policy
+    ``policy`` (or a limit string), with the middleware's storage and client key;
+    when the limit is exhausted it raises :class:`RateLimitExceeded`, which the
+    middleware answers with its usual 429.
+    """
+    if not isinstance(policy, str) or not policy:
+        raise ConfigurationError(f"rate_limit: expected a policy name or a limit string, got {policy!r}")
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+        raise ConfigurationError(f"rate_limit: cost must be a whole number >= 0, got {cost!r}")
+    inline: _Policy | None = None
+    if not _POLICY_NAME.match(policy):
+        # Not a name: it must be a limit string; its own bucket is named after it.
+        items = _parse_limits(policy, option="rate_limit")
+        inline = _make_policy("endpoint", "endpoint:" + safe_key(policy.replace(" ", "")), items)
+
+    async def check() -> None:
+        state = _CURRENT.get()
+        if state is None:
+            raise ConfigurationError(
+                f"rate_limit({policy!r}) ran outside a request handled by RateLimitMiddleware; "
+                "add the middleware (app.add_middleware(hk.RateLimitMiddleware) or hk.harden(app))"
+            )
+        limiter = state.limiter
+        target = inline
+        if target is None:
+            if policy in limiter.policies:
+                target = limiter.policies[policy]
+            elif policy == "default" and limiter.default_policy is not None:
+                target = limiter.default_policy
+            else:
+                known = ", ".join(sorted(limiter.policies)) or "none defined"
+                raise ConfigurationError(f"rate_limit({policy!r}): no such policy; known: {known}")
+        key = await limiter._client_key(state)
+        if key is None or limiter._allowed(state.scope, key):
+            return
+        if limiter._overrides:
+            _, target = limiter._override(key, target)
+            if target is None:
+                return
+        decision = await limiter.decide(target, key, cost)
+        if decision is not None and decision.stats:
+            state.decisions.append((target, decision))
+        if decision is None or not decision.allowed:
+            scope = state.scope
+            breach = RateLimitBreach(
+                key=limiter._user_key(key),
+                policy=target.name,
+                violated=tuple(s.window.name for s in (decision.stats if decision else ()) if s.violated)
+                or (target.name,),
+                retry_after=decision.retry_after if decision is not None else 1,
+                method=scope.get("method", "WEBSOCKET"),
+                path=scope.get("path", "/"),
+            )
+            raise RateLimitExceeded(breach, decision, target)
+
+    check.__name__ = f"rate_limit_{policy}" if _POLICY_NAME.match(policy) else "rate_limit"
+    check.__qualname__ = check.__name__
+    return check
