@@ -274,7 +274,11 @@ async def _call_with_timeout(
     # The deadline covers the wait for a thread too: when every thread is stuck in
     # hung calls, the caller still gets its answer on time.
     with anyio.move_on_after(timeout):
-        await limiter.acquire_on_behalf_of(borrower)
+        try:
+            # A free token costs no loop turn; run_sync() below checkpoints anyway.
+            limiter.acquire_on_behalf_of_nowait(borrower)
+        except anyio.WouldBlock:
+            await limiter.acquire_on_behalf_of(borrower)
         try:
             result = await anyio.to_thread.run_sync(
                 work, abandon_on_cancel=True, limiter=_UNBOUNDED.limiter()
