@@ -208,6 +208,92 @@ def test_soft_lock_round_trip_logs_nothing(tmp_path: Path, caplog: pytest.LogCap
     assert repr(lock).startswith("<hardenkit.lock.FileLock soft ")
 
 
+def test_stale_soft_marker_without_holder_record_is_broken_and_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    path = tmp_path / "a.lock"
+    pid = dead_pid()
+    path.write_text(f"{pid}\n{socket.gethostname()}\n")  # filelock's marker format, no .holder beside it
+    lock = FileLock(path, soft=True, timeout=1)
+    with caplog.at_level(logging.WARNING, logger="hardenkit.lock"), lock:
+        pass
+    assert [r.getMessage() for r in caplog.records] == [
+        f"broke stale soft lock {path}: its holder is gone (pid {pid} on {socket.gethostname()})"
+    ]
+
+
+def test_unreadable_soft_marker_times_out_with_an_unknown_holder(tmp_path: Path) -> None:
+    path = tmp_path / "a.lock"
+    path.write_text("garbage")
+    with pytest.raises(LockTimeout, match="unknown holder") as caught:
+        FileLock(path, soft=True, timeout=0.05).acquire()
+    assert caught.value.holder is None
+
+
+def test_soft_holder_record_without_marker_means_free(tmp_path: Path) -> None:
+    lock = FileLock(tmp_path / "a.lock", soft=True)
+    with lock:
+        record = (tmp_path / "a.lock.holder").read_bytes()
+    (tmp_path / "a.lock.holder").write_bytes(record)  # left behind, but the marker is gone
+    assert lock.holder() is None
+
+
+def test_soft_lock_whose_record_cannot_be_written_is_not_held(tmp_path: Path) -> None:
+    (tmp_path / "a.lock.holder").mkdir()
+    lock = FileLock(tmp_path / "a.lock", soft=True, timeout=0)
+    with pytest.raises(LockError, match="cannot use lock file"):
+        lock.acquire()
+    assert not held(lock)
+    assert not (tmp_path / "a.lock").exists()
+
+
+def test_soft_release_tolerates_a_removed_holder_record(tmp_path: Path) -> None:
+    lock = FileLock(tmp_path / "a.lock", soft=True)
+    lock.acquire()
+    (tmp_path / "a.lock.holder").unlink()
+    lock.release()
+    assert not (tmp_path / "a.lock").exists()
+
+
+def test_long_commands_are_shortened_in_the_record(
+    tmp_path: Path, holders: Callable[..., subprocess.Popen[str]]
+) -> None:
+    path = tmp_path / "a.lock"
+    proc = subprocess.Popen(
+        [sys.executable, HOLDER, str(path), "x" * 3000], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        holder = FileLock(path).holder()
+        assert holder is not None and holder.pid == proc.pid
+        assert holder.command.endswith("…") and len(holder.command) < 512
+        assert len(path.read_bytes()) == 512
+    finally:
+        kill(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_record_head_shortens_a_long_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hardenkit._lock_file as lock_file
+
+    monkeypatch.setattr(sys, "orig_argv", ["python", "y" * 5000])
+    monkeypatch.setattr(lock_file, "_IDENTITY", None)  # restored afterwards, with this process's real command
+    record = lock_file._record()
+    assert len(record) == 512
+    holder = lock_file._parse_record(record)
+    assert holder is not None and holder.command.startswith("python yyy") and holder.command.endswith("…")
+
+
+def test_lock_properties(tmp_path: Path) -> None:
+    lock = FileLock(tmp_path / "a.lock", timeout=3)
+    assert lock.path == str(tmp_path / "a.lock")
+    assert lock.timeout == 3.0 and not lock.soft
+    assert repr(lock) == f"<hardenkit.lock.FileLock {str(tmp_path / 'a.lock')!r} unlocked>"
+
+
 def test_lock_is_not_reentrant_in_one_thread(tmp_path: Path) -> None:
     lock = FileLock(tmp_path / "a.lock", timeout=5)
     with lock:
@@ -560,6 +646,15 @@ def test_error_in_the_block_leaves_the_target_and_no_temp_file(tmp_path: Path) -
     assert temp_files(tmp_path) == []
 
 
+def test_unknown_encoding_fails_before_anything_is_written(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text("old")
+    with pytest.raises(LookupError), atomic_write(target, encoding="no-such-codec"):
+        pass
+    assert target.read_text() == "old"
+    assert temp_files(tmp_path) == []
+
+
 def test_failed_replace_removes_the_temp_file(tmp_path: Path) -> None:
     target = tmp_path / "dir"
     target.mkdir()
@@ -614,11 +709,12 @@ def test_temp_files_of_dead_writers_are_swept_and_live_ones_kept(tmp_path: Path)
     live = tmp_path / f"{head}-{os.getppid()}.{rest}"
     own = tmp_path / mine.name  # another thread of this process may be writing it
     other_host = tmp_path / f".f.00000000-{dead_pid()}.{rest}"
-    for path in (dead, live, own, other_host):
+    not_a_pid = tmp_path / f"{head}-abc.{rest}"
+    for path in (dead, live, own, other_host, not_a_pid):
         path.write_text("leftover")
     atomic_write(target, "v2")
     assert not dead.exists()
-    assert live.exists() and own.exists() and other_host.exists()
+    assert live.exists() and own.exists() and other_host.exists() and not_a_pid.exists()
 
 
 def test_killed_writer_never_leaves_a_torn_file(tmp_path: Path) -> None:
@@ -944,24 +1040,44 @@ def test_cli_reports_a_signal_death_like_a_shell(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["x.lock", "true"], 2, "put -- before the command"),
-        (["x.lock", "--"], 2, "no command given"),
-        (["x.lock", "--timeout", "-1", "--", "true"], 2, "--timeout must be"),
-        (["x.lock", "--timeout", "soon", "--", "true"], 2, "invalid float"),
-        (["x.lock", "--", "hardenkit-no-such-command"], 127, "command not found"),
-        (["x.lock", "--", "./not-executable"], 126, "not executable"),
-        (["sub/x.lock", "--", "true"], 73, "cannot use lock file"),
+        (["{d}/x.lock", "true"], 2, "put -- before the command"),
+        (["{d}/x.lock", "--"], 2, "no command given"),
+        (["{d}/x.lock", "--timeout", "-1", "--", "true"], 2, "--timeout must be"),
+        (["{d}/x.lock", "--timeout", "soon", "--", "true"], 2, "invalid float"),
+        (["{d}/x.lock", "--", "hardenkit-no-such-command"], 127, "command not found"),
+        (["{d}/x.lock", "--", "{d}/not-executable"], 126, "not executable"),
+        (["{d}/sub/x.lock", "--", "true"], 73, "cannot use lock file"),
     ],
 )
-def test_cli_errors(tmp_path: Path, args: list[str], status: int, message: str) -> None:
+def test_cli_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], status: int, message: str
+) -> None:
+    from hardenkit.lock import _cli_main
+
     (tmp_path / "not-executable").write_text("")
     (tmp_path / "sub").write_text("a file where a directory should be")
-    result = run_cli(*args, cwd=tmp_path)
-    assert result.returncode == status, result.stderr
-    assert message in result.stderr
+    assert _cli_main([arg.format(d=tmp_path) for arg in args]) == status
+    assert message in capsys.readouterr().err
 
 
-def test_cli_help(tmp_path: Path) -> None:
-    result = run_cli("--help")
-    assert result.returncode == 0
-    assert "-- CMD" in result.stdout
+def test_cli_in_process_runs_the_command_and_restores_signal_handlers(
+    tmp_path: Path, holders: Callable[..., subprocess.Popen[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hardenkit.lock import _cli_main
+
+    before = signal.getsignal(signal.SIGTERM)
+    path = str(tmp_path / "a.lock")
+    assert _cli_main([path, "--timeout", "inf", "--", sys.executable, "-c", "raise SystemExit(5)"]) == 5
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not held(FileLock(path))
+    proc = holders(Path(path))
+    assert _cli_main([path, "--timeout", "0", "--", "true"]) == 75
+    assert f"pid {proc.pid}" in capsys.readouterr().err
+
+
+def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from hardenkit.lock import _cli_main
+
+    assert _cli_main(["--help"]) == 0
+    assert "-- CMD" in capsys.readouterr().out
+    assert run_cli("--help").returncode == 0

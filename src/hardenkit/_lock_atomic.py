@@ -50,7 +50,7 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # EPERM: it exists but belongs to another user
+    except OSError:  # pragma: no cover - EPERM (another user's process) cannot happen to root, as here
         return True
     return True
 
@@ -67,7 +67,7 @@ def sweep_orphans(target: str) -> None:
     me = os.getpid()
     try:
         entries = os.scandir(directory or ".")
-    except OSError:
+    except OSError:  # pragma: no cover - the directory went away right after our rename into it
         return
     with entries:
         for entry in entries:
@@ -104,37 +104,28 @@ def _resolve(path: StrPath) -> str:
 
 
 def _open_temp(target: str) -> tuple[int, str]:
-    existing: os.stat_result | None
-    try:
-        existing = os.stat(target)
-    except FileNotFoundError:
-        existing = None
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     while True:
         temp = temp_path_for(target)
         try:
             # 0o666 through the umask: a new file gets exactly the bits open(path, "w") would have given it.
-            fd = os.open(temp, flags, 0o666)
+            return os.open(temp, flags, 0o666), temp
         except FileExistsError:  # pragma: no cover - 48 random bits collided
             continue
-        break
+
+
+def _copy_metadata(fd: int, target: str) -> None:
     try:
-        if existing is not None:
-            if sys.platform != "win32" and (
-                existing.st_uid != os.geteuid() or existing.st_gid != os.getegid()
-            ):  # pragma: no cover - needs a file owned by another user or group
-                # Best effort: only root may give a file away, but a member may set its group. Before the chmod,
-                # since chown clears the set-id bits.
-                with suppress(PermissionError):
-                    os.fchown(fd, existing.st_uid, existing.st_gid)
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, stat.S_IMODE(existing.st_mode))
-    except BaseException:
-        os.close(fd)
-        with suppress(OSError):
-            os.unlink(temp)
-        raise
-    return fd, temp
+        existing = os.stat(target)
+    except FileNotFoundError:
+        return
+    if sys.platform != "win32" and (existing.st_uid != os.geteuid() or existing.st_gid != os.getegid()):
+        # Best effort: only root may give a file away, but a member may set its group. Before the chmod,
+        # since chown clears the set-id bits.
+        with suppress(PermissionError):
+            os.fchown(fd, existing.st_uid, existing.st_gid)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, stat.S_IMODE(existing.st_mode))
 
 
 def _finish(fileobj: IO[Any], temp: str, target: str, *, fsync: bool) -> None:
@@ -143,31 +134,28 @@ def _finish(fileobj: IO[Any], temp: str, target: str, *, fsync: bool) -> None:
         os.fsync(fileobj.fileno())
     fileobj.close()
     os.replace(temp, target)
-    directory = os.path.dirname(target)
     if fsync:
-        fsync_directory(directory)
+        fsync_directory(os.path.dirname(target))
     sweep_orphans(target)
 
 
 @contextmanager
 def _atomic_file(target: str, *, binary: bool, encoding: str, fsync: bool) -> Iterator[IO[Any]]:
     fd, temp = _open_temp(target)
-    fileobj: IO[Any]
+    fileobj: IO[Any] | None = None
     try:
+        _copy_metadata(fd, target)
         fileobj = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding)
-    except BaseException:
-        os.close(fd)
-        with suppress(OSError):
-            os.unlink(temp)
-        raise
-    try:
         yield fileobj
         _finish(fileobj, temp, target, fsync=fsync)
     except BaseException:
-        # Whatever failed (the caller's block, a full disk, a cancelled task), the target keeps its old bytes
-        # and no temp file stays behind.
+        # Whatever failed (the caller's block, a full disk, a bad encoding, a cancelled task), the target
+        # keeps its old bytes and no temp file stays behind.
         with suppress(OSError):
-            fileobj.close()
+            if fileobj is None:
+                os.close(fd)
+            else:
+                fileobj.close()
         with suppress(OSError):
             os.unlink(temp)
         raise

@@ -294,7 +294,7 @@ class FileLock:
 
     def _os_error(self, exc: OSError) -> LockError:
         hint = ""
-        if exc.errno == errno.ENOSYS:  # flock unsupported (some network filesystems)
+        if exc.errno == errno.ENOSYS:  # pragma: no cover - flock is unsupported on some network filesystems
             hint = "; this filesystem does not support OS locks: use FileLock(path, soft=True)"
         return LockError(exc.errno or 0, f"cannot use lock file {self._path}: {exc.strerror or exc}{hint}")
 
