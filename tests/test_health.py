@@ -134,6 +134,13 @@ class AsyncCounter(Counter):
         return super().__call__()
 
 
+class AwaitableThing:
+    """An awaitable that is not a coroutine, returned by a sync check by mistake."""
+
+    def __await__(self) -> Iterator[None]:
+        yield None  # pragma: no cover - never awaited
+
+
 def probes(*checks: Check, **options: Any) -> HealthProbeMiddleware:
     return HealthProbeMiddleware(plain_app(), checks=checks, **options)
 
@@ -225,11 +232,21 @@ async def test_health_entries_carry_measurement_key_component_type_and_observed_
 @pytest.mark.parametrize(
     ("result", "status"),
     [(True, "pass"), (None, "pass"), (False, "fail"), ({"status": "bogus"}, "fail"), ({}, "fail"),
-     ("ok", "fail"), (1, "fail"), ({"status": "warn", "observedValue": object()}, "warn")],
+     ("ok", "fail"), (1, "fail"), ({"status": "warn", "observedValue": object()}, "warn"),
+     (AwaitableThing(), "fail")],
 )  # fmt: skip
 async def test_return_values_are_interpreted_strictly(result: Any, status: str) -> None:
-    answer = await call(probes(Check("x", Counter(result))), "/healthz")
+    check = Check("x", Counter(result))
+    answer = await call(probes(check), "/healthz")
     assert answer.json()["checks"]["x"][0]["status"] == status
+
+
+@pytest.mark.anyio
+async def test_observed_values_are_made_json_safe() -> None:
+    value = {"shards": [1, (2, 3)], 4: {"nested": object}}
+    answer = await call(probes(Check("x", lambda: {"status": "pass", "observedValue": value})), "/healthz")
+    observed = answer.json()["checks"]["x"][0]["observedValue"]
+    assert observed == {"shards": [1, [2, 3]], "4": {"nested": str(object)}}
 
 
 @pytest.mark.anyio
@@ -442,6 +459,19 @@ async def test_add_check_takes_effect_on_the_next_probe() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_probe_cancelled_before_its_thread_starts_leaves_nothing_busy() -> None:
+    counter = Counter(True)
+    mw = probes(Check("db", counter), cache_ttl=0)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await call(mw, "/readyz")
+    state = mw._states["db"]
+    assert (state.thread_busy, state.run, counter.calls) == (False, None, 0)
+    assert (await call(mw, "/readyz")).status == 200
+    assert counter.calls == 1
+
+
+@pytest.mark.anyio
 async def test_a_probe_cancelled_mid_run_leaves_no_stuck_run() -> None:
     gate = anyio.Event()
     counter = AsyncCounter(True)
@@ -597,7 +627,9 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10) -> None
 async def test_signal_flips_readiness_at_once_and_chains_to_the_server_after_the_delay(
     fake_server: FakeServer,
 ) -> None:
-    mw = HealthProbeMiddleware(plain_app(), shutdown_delay=0.3, shutdown_signals=["SIGUSR1"])
+    mw = HealthProbeMiddleware(
+        plain_app(), shutdown_delay=0.3, drain_timeout=0.1, shutdown_signals=["SIGUSR1"]
+    )
     life = Lifespan(mw)
     async with anyio.create_task_group() as group:
         group.start_soon(life.run)
@@ -610,12 +642,13 @@ async def test_signal_flips_readiness_at_once_and_chains_to_the_server_after_the
         assert fake_server.got == []  # the server is let go only after shutdown_delay
         await wait_until(lambda: fake_server.got == [signal.SIGUSR1])
         assert signal.getsignal(signal.SIGUSR1) == fake_server.handle_exit
+        await anyio.sleep(0.2)  # past drain_timeout: nothing was in flight, nothing to cancel
         await life.say("lifespan.shutdown", "lifespan.shutdown.complete")
 
 
 @pytest.mark.anyio
-async def test_a_second_signal_lets_the_server_go_at_once(fake_server: FakeServer) -> None:
-    mw = HealthProbeMiddleware(plain_app(), shutdown_delay=60, shutdown_signals=["USR1"])
+async def test_a_second_signal_lets_the_server_go_at_once_and_only_once(fake_server: FakeServer) -> None:
+    mw = HealthProbeMiddleware(plain_app(), shutdown_delay=0.5, shutdown_signals=["USR1"])
     life = Lifespan(mw)
     async with anyio.create_task_group() as group:
         group.start_soon(life.run)
@@ -624,8 +657,79 @@ async def test_a_second_signal_lets_the_server_go_at_once(fake_server: FakeServe
         await anyio.sleep(0.05)
         assert fake_server.got == []
         signal.raise_signal(signal.SIGUSR1)
-        await wait_until(lambda: fake_server.got == [signal.SIGUSR1])
+        await wait_until(lambda: fake_server.got == [signal.SIGUSR1], timeout=0.4)
+        await anyio.sleep(0.6)  # the delayed release comes and finds the work done
+        assert fake_server.got == [signal.SIGUSR1]
         await life.say("lifespan.shutdown", "lifespan.shutdown.complete")
+
+
+@pytest.mark.anyio
+async def test_a_handler_installed_after_ours_is_kept_and_the_server_still_gets_the_signal(
+    fake_server: FakeServer,
+) -> None:
+    mw = HealthProbeMiddleware(plain_app(), shutdown_delay=0.1, shutdown_signals=["SIGUSR1", "SIGUSR2"])
+    other = FakeServer()
+    previous_usr2 = signal.signal(signal.SIGUSR2, other.handle_exit)
+    life = Lifespan(mw)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(life.run)
+            await life.say("lifespan.startup", "lifespan.startup.complete")
+            mw._on_startup()  # a second startup does not hook twice
+            signal.raise_signal(signal.SIGUSR1)
+            signal.raise_signal(signal.SIGUSR2)  # already draining: released at once
+            later = FakeServer()
+            signal.signal(signal.SIGUSR1, later.handle_exit)
+            await wait_until(lambda: fake_server.got == [signal.SIGUSR1] and other.got == [signal.SIGUSR2])
+            assert signal.getsignal(signal.SIGUSR1) == later.handle_exit
+            assert signal.getsignal(signal.SIGUSR2) == other.handle_exit
+            await life.say("lifespan.shutdown", "lifespan.shutdown.complete")
+    finally:
+        signal.signal(signal.SIGUSR2, previous_usr2)
+
+
+SIG_DFL_SCRIPT = """
+import os, signal, sys, anyio
+from hardenkit.health import HealthProbeMiddleware
+
+async def app(scope, receive, send):
+    message = await receive()
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+
+async def main():
+    if len(sys.argv) > 2:
+        signal.signal(getattr(signal, sys.argv[1]), signal.SIG_IGN)
+    mw = HealthProbeMiddleware(app, shutdown_delay=0.2, shutdown_signals=[sys.argv[1]])
+    messages = [{"type": "lifespan.startup"}]
+    async def receive():
+        if messages:
+            return messages.pop()
+        await anyio.sleep_forever()
+    async def send(message):
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        print("draining" if mw.draining else "not draining", flush=True)
+    with anyio.move_on_after(2):
+        await mw({"type": "lifespan"}, receive, send)
+    print("still alive", flush=True)
+
+anyio.run(main)
+"""
+
+
+@pytest.mark.parametrize(("sig", "ignored"), [("SIGTERM", False), ("SIGUSR1", True)])
+def test_with_no_server_handler_the_default_action_follows_after_the_delay(sig: str, ignored: bool) -> None:
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-c", SIG_DFL_SCRIPT, sig, *(["ignore"] if ignored else [])]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines()[0] == "draining"
+    if ignored:
+        assert (result.returncode, result.stdout.splitlines()[-1]) == (0, "still alive")
+    else:
+        assert result.returncode == -signal.SIGTERM
+        assert "still alive" not in result.stdout
 
 
 @pytest.mark.anyio
