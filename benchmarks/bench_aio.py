@@ -10,6 +10,8 @@ call is the wrapper's overhead plus the thread hand-off that every variant pays:
 * hardenkit ``await to_async(fn)(i)`` (hardenkit's "default" pool of 40 threads)
 * named     ``await to_async(fn, limiter="db")(i)``
 * timeout   ``await to_async(fn, limiter="db", timeout=5)(i)`` (the token-keeping path)
+* raw+fail_after  raw inside ``anyio.fail_after(5)``: the price of a deadline alone,
+  the fair base for the timeout path
 * asyncer   ``await asyncer.asyncify(fn)(i)``
 
 Rounds are interleaved (the variant order rotates each round) so that noise
@@ -51,10 +53,15 @@ def variants() -> dict[str, Callable[[int], Awaitable[int]]]:
     async def raw_again(i: int) -> int:  # the same as raw: shows the noise floor of this machine
         return await anyio.to_thread.run_sync(work, i, limiter=control_limiter)
 
+    async def raw_deadline(i: int) -> int:  # what a timeout costs with anyio alone (token given back early)
+        with anyio.fail_after(5):
+            return await anyio.to_thread.run_sync(work, i, limiter=raw_limiter)
+
     configure_limiter("db", 40)
     return {
         "raw": raw,
         "raw again": raw_again,
+        "raw+fail_after": raw_deadline,
         "hardenkit": to_async(work),
         "named": to_async(work, limiter="db"),
         "timeout": to_async(work, limiter="db", timeout=5),
@@ -109,10 +116,10 @@ def report(backend: str, samples: Samples) -> None:
     for shape, label in (("seq", "sequential"), ("conc", f"{CONCURRENCY} concurrent callers")):
         per = samples[shape]
         print(f"\n[{backend}] {label}: {ROUNDS} interleaved rounds x {CALLS} calls")
-        print(f"  {'variant':<10} {'median us/call':>15} {'vs raw':>8} {'vs asyncer':>11}")
+        print(f"  {'variant':<15} {'median us/call':>15} {'vs raw':>8} {'vs asyncer':>11}")
         for name, values in per.items():
             print(
-                f"  {name:<10} {statistics.median(values) * 1e6:15.2f} "
+                f"  {name:<15} {statistics.median(values) * 1e6:15.2f} "
                 f"{paired_ratio(per, name, 'raw'):7.3f}x {paired_ratio(per, name, 'asyncer'):10.3f}x"
             )
 
