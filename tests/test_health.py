@@ -1060,3 +1060,47 @@ def test_health_example_answers_its_probes() -> None:
         health = client.get("/healthz").json()
         assert set(health["checks"]) == {"disk:free", "state_dir", "config"}
         assert client.get("/").json() == {"hello": "world"}
+
+
+# -- with the real rate limiter and access log ----------------------------------------------------
+
+
+def test_with_the_real_kit_probes_are_not_rate_limited_nor_access_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = plain_app()
+    kit = hk.Kit().register(hk.RateLimitMiddleware, default="2/minute").register(hk.AccessLogMiddleware)
+    kit.register(HealthProbeMiddleware, shutdown_signals=[]).install(app)
+    with caplog.at_level(logging.INFO, "hardenkit.access"), TestClient(app) as client:
+        for _ in range(10):
+            for path in ("/livez", "/readyz", "/healthz"):
+                answer = client.get(path)
+                assert answer.status_code == 200
+                assert not any(
+                    name.lower().startswith(("ratelimit", "x-ratelimit")) for name in answer.headers
+                )
+        storage = client.get("/healthz").json()["checks"]["ratelimit:storage"][0]
+        assert storage["status"] == "pass"
+        assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
+    logged = [record.getMessage() for record in caplog.records if record.name == "hardenkit.access"]
+    assert len(logged) == 3
+    assert not any(probe in message for message in logged for probe in ("/livez", "/readyz", "/healthz"))
+
+
+@pytest.mark.redis
+def test_readiness_warns_while_the_real_rate_limiter_runs_on_its_fallback(redis_server: RedisServer) -> None:
+    app = plain_app()
+    kit = hk.Kit().register(
+        hk.RateLimitMiddleware, default="100/minute", storage=redis_server.url, on_storage_error="allow"
+    )
+    kit.register(HealthProbeMiddleware, cache_ttl=0, shutdown_signals=[]).install(app)
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/readyz").json()["status"] == "pass"
+        redis_server.stop()
+        assert client.get("/").status_code == 200  # allowed: the limiter degrades as configured
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.json()["status"]) == (200, "warn")
+        entry = client.get("/healthz").json()["checks"]["ratelimit:storage"][0]
+        assert (entry["status"], entry["observedValue"]) == ("warn", "fallback")
+        assert str(redis_server.port) not in client.get("/healthz").text
