@@ -615,9 +615,17 @@ class RateLimitMiddleware:
             return await self._fallback.acquire(policy.windows, policy.namespace, key, cost, peek)
         return None
 
+    async def aclose(self) -> None:
+        """Close this event loop's storage connections; runs on the lifespan shutdown event."""
+        if self._network is not None:
+            await self._network.aclose()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
+            if kind == "lifespan" and self._network is not None:
+                await self.app(scope, self._closing_receive(receive), send)
+                return
             await self.app(scope, receive, send)
             return
         state = _RequestState(self, scope)
@@ -626,6 +634,18 @@ class RateLimitMiddleware:
             await self._handle(kind, state, scope, receive, send)
         finally:
             _CURRENT.reset(token)
+
+    def _closing_receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                try:
+                    await self.aclose()
+                except Exception:
+                    logger.warning("closing the rate-limit storage connections failed", exc_info=True)
+            return message
+
+        return wrapped
 
     async def _handle(
         self, kind: str, state: _RequestState, scope: Scope, receive: Receive, send: Send

@@ -20,6 +20,7 @@ is unreachable and logs once when an outage starts and once when it ends.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import math
 import time
@@ -91,6 +92,8 @@ class Engine(Protocol):
     async def acquire(
         self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
     ) -> Decision: ...
+
+    async def aclose(self) -> None: ...
 
 
 def mask_uri(uri: str) -> str:
@@ -174,6 +177,9 @@ class MemoryEngine:
     ) -> Decision:
         return _limits_decide(self.strategy, windows, namespace, client, cost, peek)
 
+    async def aclose(self) -> None:
+        return None
+
 
 class ThreadEngine:
     """A sync limits storage used from bounded worker threads (trio, or no async client)."""
@@ -193,6 +199,9 @@ class ThreadEngine:
             _limits_decide, self.strategy, windows, namespace, client, cost, peek, limiter=self.limiter
         )
 
+    async def aclose(self) -> None:
+        return None
+
 
 class AsyncEngine:
     """A ``limits.aio`` storage with limits' async strategies."""
@@ -201,7 +210,7 @@ class AsyncEngine:
         from limits.aio.strategies import STRATEGIES
         from limits.storage import storage_from_string
 
-        self.storage = storage_from_string("async+" + uri, **options)
+        self.storage = storage_from_string("async+" + uri, **client_options(uri, options))
         strategy_class: Any = STRATEGIES[STRATEGY_NAMES[strategy]]
         self.strategy = strategy_class(self.storage)
 
@@ -209,6 +218,9 @@ class AsyncEngine:
         self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
     ) -> Decision:
         return await _limits_decide_async(self.strategy, windows, namespace, client, cost, peek)
+
+    async def aclose(self) -> None:
+        await _close_storage(self.storage)
 
 
 # -- one Lua script per request on Redis / Valkey ------------------------------------------
@@ -332,7 +344,7 @@ class ScriptEngine:
         from limits.storage import storage_from_string
 
         # limits builds the client (URI parsing, TLS, cluster, sentinel); we only add a script.
-        self.storage = storage_from_string("async+" + uri, **options)
+        self.storage = storage_from_string("async+" + uri, **client_options(uri, options))
         client = self.storage.bridge.get_connection()  # type: ignore[union-attr]
         self.sliding = strategy == "sliding-window"
         self.script = client.register_script(_SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA)
@@ -367,6 +379,56 @@ class ScriptEngine:
             for i, window in enumerate(windows)
         )
         return Decision(bool(result[0]), stats)
+
+    async def aclose(self) -> None:
+        await _close_storage(self.storage)
+
+
+async def _close_storage(storage: Any) -> None:
+    """Close the client and pool behind a limits.aio Redis storage (other storages: nothing)."""
+    bridge = getattr(storage, "bridge", None)
+    if bridge is None:
+        return
+    client = bridge.get_connection()
+    pool = getattr(client, "connection_pool", None)
+    close = getattr(client, "aclose", None)
+    if close is not None:
+        await close()
+    if pool is not None:
+        await pool.disconnect()
+
+
+_POOLED = {
+    "redis": "redis",
+    "rediss": "redis",
+    "redis+unix": "redis",
+    "valkey": "valkey",
+    "valkeys": "valkey",
+}
+
+
+def client_options(uri: str, options: dict[str, Any]) -> dict[str, Any]:
+    """limits.aio options for ``uri``: a *blocking* connection pool for plain Redis/Valkey.
+
+    redis-py's default asyncio pool raises "Too many connections" under a burst, which
+    would look like an outage; a blocking pool makes the burst wait for a connection
+    instead (bounded by storage_timeout).
+    """
+    scheme = scheme_of(uri)
+    family = _POOLED.get(scheme)
+    if family is None or "connection_pool" in options:
+        return options
+    module = importlib.import_module(f"{family}.asyncio")
+    connection = {k: v for k, v in options.items() if k != "implementation"}
+    max_connections = int(connection.pop("max_connections", 64))
+    pool = module.BlockingConnectionPool.from_url(
+        uri.replace(f"{family}+unix://", "unix://", 1),
+        max_connections=max_connections,
+        timeout=None,
+        **connection,
+    )
+    kept = {"implementation": options["implementation"]} if "implementation" in options else {}
+    return {**kept, "connection_pool": pool}
 
 
 def uses_script(uri: str, strategy: str) -> bool:
@@ -411,6 +473,16 @@ class NetworkEngines:
             engine, self._spare = (self._spare or self._make()), None
             self._by_loop[loop] = engine
         return engine
+
+    async def aclose(self) -> None:
+        """Close the current event loop's connections (on lifespan shutdown)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # the threads' sync clients are closed with the process
+        engine = self._by_loop.pop(loop, None)
+        if engine is not None:
+            await engine.aclose()
 
 
 # -- storage outages -------------------------------------------------------------------

@@ -1,0 +1,349 @@
+"""RateLimitMiddleware against a real redis-server: exactness, outages, fleets of processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from starlette.responses import PlainTextResponse
+from starlette.types import Message, Receive, Scope, Send
+
+from hardenkit._ratelimit import RateLimitMiddleware, rate_limit
+from support import RedisServer, uvicorn_server
+
+pytestmark = pytest.mark.redis
+
+
+async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("ok")(scope, receive, send)
+
+
+async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await anyio.sleep(0.01)  # lets the concurrent requests interleave
+    await PlainTextResponse("ok")(scope, receive, send)
+
+
+async def call(
+    app: Any, path: str = "/", *, client: tuple[str, int] = ("203.0.113.7", 1), method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": client,
+        "server": ("test", 80),
+    }
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    start = messages[0]
+    head = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    return start["status"], head, b"".join(m.get("body", b"") for m in messages[1:])
+
+
+@contextlib.asynccontextmanager
+async def limiter(app: Any, **options: Any) -> AsyncIterator[RateLimitMiddleware]:
+    """The middleware, with this event loop's Redis connections closed at the end."""
+    middleware = RateLimitMiddleware(app, **options)
+    try:
+        yield middleware
+    finally:
+        await middleware.aclose()
+
+
+def evalsha_calls(redis_server: RedisServer) -> int:
+    return redis_server.command_stats().get("evalsha", 0)
+
+
+# -- exactness --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window", "moving-window"])
+@pytest.mark.anyio
+async def test_300_concurrent_requests_against_100_admit_exactly_100(
+    redis_server: RedisServer, strategy: str
+) -> None:
+    async with limiter(slow_app, default="100/hour", storage=redis_server.url, strategy=strategy) as app:
+        statuses: list[int] = []
+
+        async def one() -> None:
+            statuses.append((await call(app))[0])
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(300):
+                    tg.start_soon(one)
+        assert statuses.count(200) == 100
+        assert statuses.count(429) == 200
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window"])
+@pytest.mark.anyio
+async def test_one_redis_command_per_request_with_headers(redis_server: RedisServer, strategy: str) -> None:
+    async with limiter(
+        ok_app, default="5/minute;50/hour", storage=redis_server.url, strategy=strategy
+    ) as app:
+        await call(app)  # loads the script
+        before = redis_server.command_stats()
+        results = [await call(app) for _ in range(6)]
+        after = redis_server.command_stats()
+        # One EVALSHA per request is the only round trip (INFO commandstats also counts the
+        # commands the script runs inside Redis; the benchmark reports both).
+        assert after.get("evalsha", 0) - before.get("evalsha", 0) == 6
+        assert after.get("script|load", 0) == before.get("script|load", 0)
+        assert [status for status, _, _ in results] == [200, 200, 200, 200, 429, 429]
+        _, head, _ = results[0]
+        assert head["ratelimit-policy"] == '"default-60s";q=5;w=60, "default-3600s";q=50;w=3600'
+        assert '"default-60s";r=3;' in head["ratelimit"] and '"default-3600s";r=48;' in head["ratelimit"]
+        status, head, body = results[-1]
+        assert json.loads(body)["violated-policies"] == ["default-60s"]
+        assert 1 <= int(head["retry-after"]) <= 60
+        # A refused request did not count on the hour limit.
+        assert '"default-3600s";r=45;' in head["ratelimit"]
+
+
+@pytest.mark.anyio
+async def test_fixed_window_resets_after_its_window_in_redis(redis_server: RedisServer) -> None:
+    async with limiter(ok_app, default="2/second", storage=redis_server.url, strategy="fixed-window") as app:
+        assert [(await call(app))[0] for _ in range(3)] == [200, 200, 429]
+        await anyio.sleep(1.1)
+        assert (await call(app))[0] == 200
+
+
+@pytest.mark.anyio
+async def test_sliding_window_refills_in_redis(redis_server: RedisServer) -> None:
+    async with limiter(ok_app, default="2/second", storage=redis_server.url) as app:
+        assert [(await call(app))[0] for _ in range(3)] == [200, 200, 429]
+        await anyio.sleep(2.1)
+        assert [(await call(app))[0] for _ in range(3)] == [200, 200, 429]
+
+
+@pytest.mark.anyio
+async def test_count_when_and_endpoint_limits_with_redis(redis_server: RedisServer) -> None:
+    check = rate_limit("export")
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/export":
+            await check()
+        status = 401 if scope["path"] == "/login" else 200
+        await PlainTextResponse("x", status_code=status)(scope, receive, send)
+
+    async with limiter(
+        endpoint,
+        default="2/minute",
+        policies={"export": "1/minute"},
+        storage=redis_server.url,
+        count_when=lambda status: status >= 400,
+    ) as app:
+        assert {(await call(app, "/"))[0] for _ in range(4)} == {200}  # successes are not counted
+        assert [(await call(app, "/login"))[0] for _ in range(3)] == [401, 401, 429]
+        other = ("203.0.113.8", 1)
+        assert [(await call(app, "/export", client=other))[0] for _ in range(2)] == [200, 429]
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.anyio
+async def test_trio_uses_limits_sync_storage_in_threads(redis_server: RedisServer) -> None:
+    async with limiter(slow_app, default="10/hour", storage=redis_server.url, strategy="fixed-window") as app:
+        statuses: list[int] = []
+
+        async def one() -> None:
+            statuses.append((await call(app))[0])
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(30):
+                    tg.start_soon(one)
+        assert statuses.count(200) == 10
+
+
+def test_limits_are_shared_across_event_loops(redis_server: RedisServer) -> None:
+    # Starlette's TestClient runs each `with` block on a new event loop.
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    async def index(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/", index)])
+    app.add_middleware(RateLimitMiddleware, default="3/minute", storage=redis_server.url)
+    for expected in ([200, 200], [200, 429]):
+        with TestClient(app) as client:
+            assert [client.get("/").status_code for _ in range(2)] == expected
+
+
+# -- storage outages --------------------------------------------------------------------------
+
+
+def _log_lines(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "hardenkit.ratelimit" and text in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize("mode", ["allow", "deny", "memory"])
+@pytest.mark.anyio
+async def test_redis_killed_mid_test_degrades_as_configured_and_recovers(
+    redis_server: RedisServer, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "hardenkit.ratelimit")
+    async with limiter(
+        ok_app, default="3/minute", storage=redis_server.url, on_storage_error=mode, strategy="fixed-window"
+    ) as app:
+        assert [(await call(app))[0] for _ in range(2)] == [200, 200]
+        assert app.guard.state()["healthy"] is True
+
+        redis_server.stop()
+        down = [await call(app) for _ in range(6)]
+        statuses = [status for status, _, _ in down]
+        assert 500 not in statuses
+        if mode == "allow":
+            assert statuses == [200] * 6
+            assert "ratelimit" not in down[0][1]  # nothing is known, so nothing is claimed
+        elif mode == "deny":
+            assert statuses == [503] * 6
+            status, head, body = down[0]
+            assert head["content-type"] == "application/problem+json"
+            assert int(head["retry-after"]) >= 1
+            assert json.loads(body)["status"] == 503
+        else:
+            # Per-process limits from zero while Redis is away.
+            assert statuses == [200, 200, 200, 429, 429, 429]
+            assert down[0][1]["x-ratelimit-remaining"] == "2"
+        state = app.guard.state()
+        assert state["healthy"] is False and state["mode"] == "fallback"
+        assert state["on_storage_error"] == mode
+        assert isinstance(state["since"], float) and state["since"] <= time.time()
+        assert state["storage"] == redis_server.url
+        assert len(_log_lines(caplog, "is unreachable")) == 1
+
+        redis_server.start()
+        with anyio.fail_after(20):
+            while not app.guard.healthy:
+                await call(app, client=("198.51.100.1", 1))
+                await anyio.sleep(0.05)
+        assert len(_log_lines(caplog, "reachable again")) == 1
+        assert len(_log_lines(caplog, "is unreachable")) == 1
+        assert app.guard.state() == {
+            "healthy": True,
+            "mode": "primary",
+            "on_storage_error": mode,
+            "since": None,
+            "storage": redis_server.url,
+        }
+        # Redis restarted empty: the original client starts over, counted in Redis again.
+        status, head, _ = await call(app)
+        assert status == 200 and head["x-ratelimit-remaining"] == "2"
+        assert evalsha_calls(redis_server) >= 1
+
+
+@pytest.mark.anyio
+async def test_storage_is_not_retried_on_every_request_while_down(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with limiter(ok_app, default="3/minute", storage=redis_server.url, on_storage_error="allow") as app:
+        await call(app)
+        redis_server.stop()
+        attempts = 0
+        engine = app._network.current()  # type: ignore[union-attr]
+        original = engine.acquire
+
+        async def counting(*args: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            return await original(*args)
+
+        engine.acquire = counting  # type: ignore[method-assign]
+        for _ in range(50):
+            assert (await call(app))[0] == 200
+        assert attempts == 1  # the first failure; then the back-off holds for 0.5 s
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers (a hung Redis)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.anyio
+async def test_a_hanging_storage_times_out_into_the_fallback(
+    silent_server: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with limiter(
+        ok_app,
+        default="1/minute",
+        storage=f"redis://127.0.0.1:{silent_server}/0",
+        storage_timeout=0.2,
+        on_storage_error="memory",
+    ) as app:
+        with anyio.fail_after(10):  # did not hang
+            statuses = [(await call(app))[0] for _ in range(3)]
+        assert statuses == [200, 429, 429]
+        assert len(_log_lines(caplog, "is unreachable (TimeoutError")) == 1
+
+
+def test_storage_password_is_masked_in_state_and_logs() -> None:
+    app = RateLimitMiddleware(ok_app, storage="redis://user:s3cret@127.0.0.1:1/0")
+    assert app.guard.state()["storage"] == "redis://user:***@127.0.0.1:1/0"
+
+
+# -- a fleet: two uvicorn processes, one Redis ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_uvicorn_processes_share_one_limit_exactly(redis_server: RedisServer) -> None:
+    env = {"REDIS_URL": redis_server.url, "RATE_LIMIT": "50/hour"}
+    with (
+        uvicorn_server("ratelimit_redis:app", env=env) as (url_a, _),
+        uvicorn_server("ratelimit_redis:app", env=env) as (url_b, _),
+    ):
+        with httpx2.Client() as client:
+            # The example's per-endpoint limit (export: 5/minute) is shared too.
+            exports = [client.get(f"{(url_a, url_b)[n % 2]}/export").status_code for n in range(6)]
+            assert exports == [200, 200, 200, 200, 200, 429]
+            assert {client.get(f"{url_a}/healthz").status_code for _ in range(3)} == {200}  # exempt
+
+        async def hammer() -> list[int]:
+            statuses: list[int] = []
+            async with httpx2.AsyncClient(base_url=url_a) as a, httpx2.AsyncClient(base_url=url_b) as b:
+
+                async def one(client: httpx2.AsyncClient) -> None:
+                    statuses.append((await client.get("/")).status_code)
+
+                async with anyio.create_task_group() as tg:
+                    for n in range(80):
+                        tg.start_soon(one, a if n % 2 else b)
+            return statuses
+
+        statuses = anyio.run(hammer)
+        # 50/hour in all, 6 of them used by the export requests above.
+        assert statuses.count(200) == 44
+        assert statuses.count(429) == 36
+        with httpx2.Client() as client:
+            refused = client.get(f"{url_b}/")
+            assert refused.status_code == 429
+            assert refused.headers["content-type"] == "application/problem+json"
