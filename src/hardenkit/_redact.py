@@ -24,7 +24,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from .errors import ConfigurationError
@@ -675,7 +675,25 @@ RULES: tuple[Rule, ...] = (
         ("secret",),
         r"(?i)(" + _KEY_NAME_RE + r")([\"']?[ \t]*[:=][ \t]*)"
         r"(?:" + _QUOTED_VALUE + r"|(" + _BARE_VALUE_CHARS + r"{1,100}))",
-        literals=("pass", "pwd", "secret", "token", "key", "authorization", "cookie", "sess", "credential"),
+        literals=(
+            "pass",
+            "pwd",
+            "secret",
+            "token",
+            "authorization",
+            "cookie",
+            "sess",
+            "credential",
+            "apikey",
+            "api_key",
+            "api-key",
+            "accesskey",
+            "access_key",
+            "access-key",
+            "privatekey",
+            "private_key",
+            "private-key",
+        ),  # fmt: skip
         icase=True,
         check=_check_key_value,
     ),
@@ -812,7 +830,8 @@ class RedactionEngine:
             )
         chosen -= off
         self.categories: frozenset[str] = frozenset(chosen)
-        self.extra_keys: frozenset[str] = frozenset(_normalise_key(name) for name in _strings(keys, "keys"))
+        keys = _strings(keys, "keys")
+        self.extra_keys: frozenset[str] = frozenset(_normalise_key(name) for name in keys)
         if any(not name for name in self.extra_keys):
             raise ConfigurationError("Redactor: keys must be non-empty names such as 'pin' or 'otp'")
 
@@ -842,6 +861,8 @@ class RedactionEngine:
         self.engine_name: str = "re2" if re2_module is not None else "re"
 
         rules = [rule for rule in RULES if self.categories.intersection(rule.categories)]
+        if self.extra_keys:
+            rules = [_with_extra_keys(rule, keys) if rule.name == "key_value" else rule for rule in rules]
         for name, pattern in (patterns or {}).items():
             if not isinstance(name, str) or not _CUSTOM_NAME.match(name):
                 raise ConfigurationError(
@@ -896,6 +917,11 @@ class RedactionEngine:
             rset.Compile()
             self._set = rset
         self._needs_lower = any(c.rule.icase and c.literals for c in self._compiled)
+        self._literal_table: list[tuple[str, bool, int]] = [
+            (literal, compiled.rule.icase, index)
+            for index, compiled in enumerate(self._compiled)
+            for literal in compiled.literals
+        ]
 
     # -- the public operations -------------------------------------------------------
     def secret_key(self, name: str) -> bool:
@@ -908,14 +934,16 @@ class RedactionEngine:
             chosen = sorted({self._set_index[i] for i in hits} | set(self._always)) if hits else self._always
             return [self._compiled[i] for i in chosen]
         lowered = text.lower() if self._needs_lower else text
-        found: list[_Compiled] = []
-        for compiled in self._compiled:
-            if compiled.literals:
-                haystack = lowered if compiled.rule.icase else text
-                if not any(lit in haystack for lit in compiled.literals):
-                    continue
-            found.append(compiled)
-        return found
+        hit: set[int] = set()
+        for literal, icase, index in self._literal_table:
+            if index not in hit and literal in (lowered if icase else text):
+                hit.add(index)
+        long_enough = len(text) >= 40
+        return [
+            compiled
+            for index, compiled in enumerate(self._compiled)
+            if index in hit or (not compiled.literals and (long_enough or compiled.rule.name != "aws_secret"))
+        ]
 
     def might_contain(self, text: str) -> bool:
         """Cheap check: False means :meth:`redact` would return ``text`` unchanged."""
@@ -940,6 +968,8 @@ class RedactionEngine:
         cursor = 0
         for m in compiled.regex.finditer(text):
             if m.start() < cursor:
+                continue
+            if rule.before and m.start() > 0 and text[m.start() - 1] in rule.before and rule.group == 0:
                 continue
             verdict = check(text, m, self)
             if verdict is None:
@@ -1036,6 +1066,14 @@ def _strings(values: Iterable[str], option: str) -> list[str]:
         if not isinstance(value, str):
             raise ConfigurationError(f"Redactor: {option} takes names (strings), got {value!r}")
     return out
+
+
+def _with_extra_keys(rule: Rule, keys: list[str]) -> Rule:
+    """The key=value rule, also matching the user's own key names."""
+    names = sorted({name.lower() for name in keys}, key=len, reverse=True)
+    alternation = "|".join(re.escape(name) for name in names)
+    pattern = rule.pattern.replace("(?i)(", f"(?i)({alternation}|", 1)
+    return replace(rule, pattern=pattern, literals=(*rule.literals, *names))
 
 
 def _prefilter_regex(rule: Rule) -> str:

@@ -212,8 +212,12 @@ class Redactor:
                 return type(obj)(values)
             except Exception:
                 return values if isinstance(obj, list) else tuple(values)
-        # Any other object: look at its text, the form a log line would show.
-        text = _safe_text(obj)
+        # Any other object: look at its text, the form a log line would show. An object
+        # whose text cannot be read is replaced, not passed through.
+        try:
+            text = str(obj)
+        except Exception:
+            return PLACEHOLDER_ERROR
         redacted = self._engine.redact(text)
         return obj if redacted == text else redacted
 
