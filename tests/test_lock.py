@@ -508,6 +508,24 @@ async def test_async_waiter_gets_the_lock_when_the_holder_dies(
 
 @BOTH_BACKENDS
 @pytest.mark.anyio
+async def test_async_soft_lock_waits_and_breaks_a_dead_holder(
+    tmp_path: Path, holders: Callable[..., subprocess.Popen[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "a.lock"
+    proc = holders(path, soft=True)
+    lock = FileLock(path, soft=True, timeout=0.2)
+    with pytest.raises(LockTimeout, match=f"pid {proc.pid}"):
+        await lock.aacquire()
+    kill(proc)
+    with caplog.at_level(logging.WARNING, logger="hardenkit.lock"):
+        async with lock:
+            assert held(lock)
+    assert not held(lock) and not path.exists()
+    assert any(f"pid {proc.pid}" in r.getMessage() for r in caplog.records)
+
+
+@BOTH_BACKENDS
+@pytest.mark.anyio
 async def test_tasks_sharing_one_lock_exclude_each_other(tmp_path: Path) -> None:
     lock = FileLock(tmp_path / "a.lock", timeout=30)
     counter = 0

@@ -354,12 +354,24 @@ class FileLock:
         while not self._gate.acquire(blocking=False):
             delay = await self._async_wait(started, limit, delay)
         try:
-            while not self._attempt():
+            while not await self._async_attempt():
                 delay = await self._async_wait(started, limit, delay)
         except BaseException:
             self._gate.release()
             raise
         self._owner = me
+
+    async def _async_attempt(self) -> bool:
+        if not self._soft:
+            return self._attempt()  # one non-blocking flock: no I/O wait, cheaper than a thread hop
+        import anyio
+        import anyio.to_thread
+
+        # A soft attempt is several filesystem round trips (slow on the network filesystems it exists for),
+        # so it runs in a worker thread; shielded, because a cancellation must not discard an attempt that
+        # succeeded (the lock would stay held by nobody).
+        with anyio.CancelScope(shield=True):
+            return await anyio.to_thread.run_sync(self._attempt)
 
     async def _async_wait(self, started: float, limit: float | None, delay: float) -> float:
         import anyio
