@@ -269,7 +269,15 @@ async def _call_with_timeout(
                 abandoned = handoff.state == _Handoff.ABANDONED
                 handoff.state = _Handoff.DONE
             if abandoned:
-                _release_from_thread(token, pool, limiter, borrower)
+                # Handed to a daemon thread: if the loop stops without closing (or closes
+                # while the call is queued), the wait for it never ends, and that must
+                # not keep this worker thread, nor the process at exit, waiting.
+                threading.Thread(
+                    target=_release_from_thread,
+                    args=(token, pool, limiter, borrower),
+                    name="hardenkit.aio token release",
+                    daemon=True,
+                ).start()
 
     # The deadline covers the wait for a thread too: when every thread is stuck in
     # hung calls, the caller still gets its answer on time.
