@@ -444,6 +444,7 @@ def _default_place(cls: type[Any]) -> str:
 #: The recommended set, outermost first: (keyword, "module:Class", default options).
 #: Each component adds its own line here.
 DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
+    ("health", "hardenkit.health:HealthProbeMiddleware", {}),
     ("headers", "hardenkit._headers:HeaderContractMiddleware", {}),
 ]
 
