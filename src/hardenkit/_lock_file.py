@@ -371,7 +371,8 @@ class FileLock:
         # so it runs in a worker thread; shielded, because a cancellation must not discard an attempt that
         # succeeded (the lock would stay held by nobody).
         with anyio.CancelScope(shield=True):
-            return await anyio.to_thread.run_sync(self._attempt)
+            acquired = await anyio.to_thread.run_sync(self._attempt)
+        return acquired
 
     async def _async_wait(self, started: float, limit: float | None, delay: float) -> float:
         import anyio
