@@ -887,6 +887,8 @@ class RedactionEngine:
 
         self._pem = "private_key" in self.categories
         self._compiled: list[_Compiled] = []
+        # Python-re twins of the rules, for text RE2 cannot take (lone surrogates).
+        self._pure: list[_Compiled] = []
         self._set: Any = None
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
@@ -901,9 +903,9 @@ class RedactionEngine:
             else:
                 regex = re.compile(rule.pattern)
             literals = tuple(lit.lower() for lit in rule.literals) if rule.icase else rule.literals
-            self._compiled.append(
-                _Compiled(rule, regex, re.compile(rule.extend) if rule.extend else None, literals)
-            )
+            extend = re.compile(rule.extend) if rule.extend else None
+            self._compiled.append(_Compiled(rule, regex, extend, literals))
+            self._pure.append(_Compiled(rule, re.compile(rule.pattern), extend, literals))
         if re2_module is not None:
             rset = re2_module.Set.SearchSet()
             for index, compiled in enumerate(self._compiled):
@@ -929,10 +931,11 @@ class RedactionEngine:
 
     def candidates(self, text: str) -> list[_Compiled]:
         """The rules that may match ``text`` (the prefilter)."""
-        if self._set is not None:
+        if self._set is not None and _utf8_ok(text):
             hits = self._set.Match(text)
             chosen = sorted({self._set_index[i] for i in hits} | set(self._always)) if hits else self._always
             return [self._compiled[i] for i in chosen]
+        compiled_list = self._pure if self._set is not None else self._compiled
         lowered = text.lower() if self._needs_lower else text
         hit: set[int] = set()
         for literal, icase, index in self._literal_table:
@@ -941,7 +944,7 @@ class RedactionEngine:
         long_enough = len(text) >= 40
         return [
             compiled
-            for index, compiled in enumerate(self._compiled)
+            for index, compiled in enumerate(compiled_list)
             if index in hit or (not compiled.literals and (long_enough or compiled.rule.name != "aws_secret"))
         ]
 
@@ -949,7 +952,7 @@ class RedactionEngine:
         """Cheap check: False means :meth:`redact` would return ``text`` unchanged."""
         if self._pem and "-----BEGIN" in text:
             return True
-        if self._set is not None:
+        if self._set is not None and _utf8_ok(text):
             return bool(self._always) or self._set.Match(text) is not None
         return bool(self.candidates(text))
 
@@ -1039,7 +1042,9 @@ class RedactionEngine:
                 if end_m is None:
                     continue  # key material: dropped
                 in_key = False
-                yield self.redact(body[end_m.end() :]) + ending
+                rest = body[end_m.end() :]
+                if rest.strip():
+                    yield self.redact(rest) + ending
                 continue
             begin = _PEM_BEGIN.search(body) if self._pem and "-----BEGIN" in body else None
             if begin is not None and _PEM_END.search(body, begin.end()) is None:
@@ -1047,6 +1052,17 @@ class RedactionEngine:
                 yield self.redact(body) + ending
                 continue
             yield one(line)
+
+
+def _utf8_ok(text: str) -> bool:
+    """RE2 sees UTF-8: a lone surrogate (undecodable input bytes) sends the text to Python's re."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _PROCESS_KEY: list[bytes] = []

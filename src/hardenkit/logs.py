@@ -17,6 +17,7 @@ limits. :class:`AccessLogMiddleware` is pure ASGI and needs no web framework eit
 from __future__ import annotations
 
 import argparse
+import io
 import json as _json
 import logging
 import sys
@@ -267,6 +268,9 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
             record.exc_text = None
             record.stack_info = None
+            for key in list(vars(record)):
+                if key not in _STANDARD_ATTRS:
+                    setattr(record, key, PLACEHOLDER_ERROR)
         return True
 
     def _redact(self, record: logging.LogRecord) -> None:
@@ -505,36 +509,45 @@ def _cli_redact(argv: list[str]) -> int:
     except ConfigurationError as exc:
         print(f"hardenkit redact: {exc}", file=sys.stderr)
         return 2
-    out = sys.stdout
+    names = args.files or ["-"]
+    # Bytes that are not UTF-8 pass through unchanged (surrogateescape both ways); when
+    # reading stdin (``tail -f app.log | hardenkit redact``) every line is flushed at once.
+    buffer = getattr(sys.stdout, "buffer", None)
+    out: IO[str] = (
+        io.TextIOWrapper(
+            buffer, encoding="utf-8", errors="surrogateescape", newline="", line_buffering="-" in names
+        )
+        if buffer is not None
+        else sys.stdout
+    )
     status = 0
-    for name in args.files or ["-"]:
-        try:
-            if name == "-":
-                source: IO[str] = _reopen_stdin()
-                close = False
-            else:
-                source = open(name, encoding="utf-8", errors="surrogateescape", newline="")
-                close = True
-        except OSError as exc:
-            print(f"hardenkit redact: {name}: {exc.strerror or exc}", file=sys.stderr)
-            status = 1
-            continue
-        try:
-            for line in _stream(redactor, source):
-                out.write(line)
-        finally:
-            if close:
-                source.close()
-    out.flush()
+    try:
+        for name in names:
+            try:
+                source = _open_source(name)
+            except OSError as exc:
+                print(f"hardenkit redact: {name}: {exc.strerror or exc}", file=sys.stderr)
+                status = 1
+                continue
+            try:
+                for line in _stream(redactor, source):
+                    out.write(line)
+            finally:
+                if name != "-":
+                    source.close()
+    finally:
+        out.flush()
+        if isinstance(out, io.TextIOWrapper) and out is not sys.stdout:
+            out.detach()  # leave sys.stdout usable
     return status
 
 
-def _reopen_stdin() -> IO[str]:
+def _open_source(name: str) -> IO[str]:
+    if name != "-":
+        return open(name, encoding="utf-8", errors="surrogateescape", newline="")
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:
         return sys.stdin
-    import io
-
     return io.TextIOWrapper(buffer, encoding="utf-8", errors="surrogateescape", newline="")
 
 
