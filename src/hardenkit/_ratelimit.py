@@ -22,7 +22,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._config import EnvParser, env_choice, env_float, env_list, env_optional, env_str
@@ -32,8 +32,9 @@ from ._ratelimit_engine import (
     STRATEGY_NAMES,
     Decision,
     Engine,
-    MemoryEngine,
+    LocalEngine,
     NetworkEngines,
+    Stat,
     StorageGuard,
     Window,
     mask_uri,
@@ -102,6 +103,7 @@ class _Policy:
     namespace: str
     windows: tuple[Window, ...]
     policy_header: str  # the RateLimit-Policy items, precomputed
+    policy_header_bytes: bytes
 
 
 def _parse_limits(value: object, *, option: str) -> tuple[Any, ...]:
@@ -150,7 +152,7 @@ def _make_policy(name: str, namespace: str, items: Sequence[Any]) -> _Policy:
         seen.add(label)
         windows.append(Window(item, label))
     header = ", ".join(f'"{w.name}";q={w.item.amount};w={w.seconds}' for w in windows)
-    return _Policy(name, namespace, tuple(windows), header)
+    return _Policy(name, namespace, tuple(windows), header, header.encode("latin-1"))
 
 
 @dataclass(frozen=True)
@@ -209,15 +211,17 @@ def _compile_rule(
     return methods, exact, regex
 
 
-@dataclass
 class _RequestState:
     """Per-request state shared with :func:`rate_limit` checks through a context variable."""
 
-    limiter: RateLimitMiddleware
-    scope: Scope
-    key: str | None = None
-    key_known: bool = False
-    decisions: list[tuple[_Policy, Decision]] = field(default_factory=list)
+    __slots__ = ("decisions", "key", "key_known", "limiter", "scope")
+
+    def __init__(self, limiter: RateLimitMiddleware, scope: Scope) -> None:
+        self.limiter = limiter
+        self.scope = scope
+        self.key: str | None = None
+        self.key_known = False
+        self.decisions: list[tuple[_Policy, Decision]] = []
 
 
 _CURRENT: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar(
@@ -420,9 +424,9 @@ class RateLimitMiddleware:
         self.on_storage_error = on_storage_error
         self.storage_uri = storage
         self._storage_timeout = float(storage_timeout)
-        self._memory: MemoryEngine | None = None
+        self._memory: LocalEngine | None = None
         self._network: NetworkEngines | None = None
-        self._fallback: MemoryEngine | None = None
+        self._fallback: LocalEngine | None = None
         if not isinstance(storage, str) or "://" not in storage:
             raise ConfigurationError(
                 f"storage: expected a storage URI such as 'memory://' or 'redis://host:6379/0', got {storage!r}"
@@ -434,7 +438,7 @@ class RateLimitMiddleware:
             )
         self.guard = StorageGuard(storage=mask_uri(storage), mode=on_storage_error)
         if scheme == "memory":
-            self._memory = MemoryEngine(strategy)
+            self._memory = LocalEngine(strategy)
         else:
             from limits.errors import ConfigurationError as LimitsConfigurationError
 
@@ -447,7 +451,7 @@ class RateLimitMiddleware:
                     "memcached://) and that its client library is installed (pip install 'hardenkit[redis]')"
                 ) from None
             if on_storage_error == "memory":
-                self._fallback = MemoryEngine(strategy)
+                self._fallback = LocalEngine(strategy)
 
         if kit is not None:
             kit.provide("ratelimit.storage_state", self.guard.state)
@@ -747,22 +751,27 @@ class RateLimitMiddleware:
     # -- headers ----------------------------------------------------------------------
     def _header_pairs(self, decisions: Sequence[tuple[_Policy, Decision]]) -> list[tuple[bytes, bytes]]:
         pairs: list[tuple[bytes, bytes]] = []
-        stats = [stat for _, decision in decisions for stat in decision.stats]
+        if len(decisions) == 1:
+            policy, decision = decisions[0]
+            stats: Sequence[Stat] = decision.stats
+            policy_value = policy.policy_header_bytes
+        else:
+            stats = [stat for _, decision in decisions for stat in decision.stats]
+            policy_value = b", ".join(policy.policy_header_bytes for policy, _ in decisions)
         if not stats:
             return pairs
         if self._ietf:
-            policy_value = ", ".join(policy.policy_header for policy, _ in decisions)
             limit_value = ", ".join(
-                f'"{stat.window.name}";r={stat.remaining};t={math.ceil(stat.reset_in)}' for stat in stats
+                f"{stat.window.ietf_prefix}{stat.remaining};t={math.ceil(stat.reset_in)}" for stat in stats
             )
-            pairs.append((b"ratelimit-policy", policy_value.encode("latin-1")))
+            pairs.append((b"ratelimit-policy", policy_value))
             pairs.append((b"ratelimit", limit_value.encode("latin-1")))
         if self._xrl:
             # The most restrictive limit speaks for all (the one that will refuse first).
-            tightest = min(stats, key=lambda s: (s.remaining, -s.reset_in))
-            reset_at = math.ceil(time.time() + tightest.reset_in)
-            pairs.append((b"x-ratelimit-limit", str(tightest.window.item.amount).encode("latin-1")))
+            tightest = stats[0] if len(stats) == 1 else min(stats, key=lambda s: (s.remaining, -s.reset_in))
+            pairs.append((b"x-ratelimit-limit", tightest.window.x_limit))
             pairs.append((b"x-ratelimit-remaining", str(tightest.remaining).encode("latin-1")))
+            reset_at = math.ceil(time.time() + tightest.reset_in)
             pairs.append((b"x-ratelimit-reset", str(reset_at).encode("latin-1")))
         return pairs
 
