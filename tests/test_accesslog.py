@@ -382,3 +382,34 @@ def test_real_uvicorn_writes_one_json_line_per_request_including_disconnects(tmp
     assert first["client"] == "127.0.0.1" and first["bytes"] == 2
     assert second["path"] == "/stream" and second.get("disconnected") is True
     assert "topsecret" not in log_file.read_text(encoding="utf-8")
+
+
+@pytest.mark.anyio
+async def test_handler_filter_with_more_categories_still_rescans_the_access_line() -> None:
+    """The access log vouches for its fields only to filters its redactor covers."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        pass
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    outputs = []
+    try:
+        for redact in (True, Redactor(enable=["ip"])):
+            stream = io.StringIO()
+            configure_logging(stream=stream, redact=redact, uvicorn=False)
+            scope = http_scope("/")
+            scope["client"] = ("203.0.113.7", 5000)
+            await AccessLogMiddleware(app, logger="test.access.rescan")(scope, receive, send)
+            (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+            outputs.append(line["client"])
+    finally:
+        root.handlers[:], root.level = saved
+    assert outputs == ["203.0.113.7", "[REDACTED:ip]"]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._config import env_bool, env_float, env_list, env_optional, env_str
 from ._context import REQUEST_ID
 from .errors import ConfigurationError
-from .logs import Redactor
+from .logs import PRE_REDACTED, Redactor
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -156,8 +156,8 @@ class AccessLogMiddleware:
         if not logger.isEnabledFor(level):
             return
         try:
-            method = str(scope.get("method", ""))
-            path = str(scope.get("path", ""))[:_MAX_PATH]
+            method: str = scope.get("method", "")
+            path: str = scope.get("path", "")[:_MAX_PATH]
             query = scope.get("query_string", b"").decode("latin-1")[:_MAX_PATH]
             user_agent = ""
             for name, value in scope.get("headers", ()):
@@ -165,11 +165,17 @@ class AccessLogMiddleware:
                     user_agent = value.decode("latin-1")[:_MAX_UA]
                     break
             client = scope.get("client")
+            host = str(client[0]) if client else None
+            rid = REQUEST_ID.get()
             redactor = self.redactor
-            if redactor is not None and redactor.might_contain(f"{path}\x00{query}\x00{user_agent}"):
-                path = redactor.redact(path)
-                query = redactor.redact(query)
-                user_agent = redactor.redact(user_agent)
+            if redactor is not None and redactor.might_contain(
+                f"{method}\x00{path}\x00{query}\x00{user_agent}\x00{host}\x00{rid}"
+            ):
+                method, path, query, user_agent = (
+                    redactor.redact(text) for text in (method, path, query, user_agent)
+                )
+                host = None if host is None else redactor.redact(host)
+                rid = None if rid is None else redactor.redact(rid)
             fields: dict[str, Any] = {
                 "method": method,
                 "path": path,
@@ -177,15 +183,25 @@ class AccessLogMiddleware:
                 "status": status,
                 "duration_ms": duration_ms,
                 "bytes": sent,
-                "client": client[0] if client else None,
+                "client": host,
                 "user_agent": user_agent,
-                "request_id": REQUEST_ID.get(),
+                "request_id": rid,
             }
             if disconnected:
                 fields["disconnected"] = True
             if failed is not None:
                 fields["error"] = failed
-            logger.log(level, "%s %s %s", method, path, status, extra=fields)
+            message = f"{method} {path} {status}"
+            if redactor is None:
+                logger.log(level, message, extra=fields)
+            else:
+                # Every text field was just vetted by this redactor: a RedactingFilter whose
+                # redactor it covers need not scan the record again (it checks this flag).
+                token = PRE_REDACTED.set(redactor)
+                try:
+                    logger.log(level, message, extra=fields)
+                finally:
+                    PRE_REDACTED.reset(token)
         except Exception:
             # The access log must never break the request it describes.
             logging.getLogger("hardenkit.accesslog").exception("could not write the access log line")

@@ -860,6 +860,7 @@ class RedactionEngine:
                 re2_module = None
         self.engine_name: str = "re2" if re2_module is not None else "re"
 
+        self.custom_patterns: dict[str, str] = {}
         rules = [rule for rule in RULES if self.categories.intersection(rule.categories)]
         if self.extra_keys:
             rules = [_with_extra_keys(rule, keys) if rule.name == "key_value" else rule for rule in rules]
@@ -884,11 +885,13 @@ class RedactionEngine:
                 )
             )
             self.categories |= {name}
+            self.custom_patterns[name] = pattern
 
         self._pem = "private_key" in self.categories
         self._compiled: list[_Compiled] = []
         # Python-re twins of the rules, for text RE2 cannot take (lone surrogates).
         self._pure: list[_Compiled] = []
+        self._key_cache: dict[str, bool] = {}
         self._set: Any = None
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
@@ -926,8 +929,23 @@ class RedactionEngine:
         ]
 
     # -- the public operations -------------------------------------------------------
+    def covers(self, other: RedactionEngine) -> bool:
+        """True when this engine finds everything ``other`` finds (same or more rules)."""
+        return (
+            self.categories >= other.categories
+            and self.extra_keys >= other.extra_keys
+            and self.custom_patterns.items() >= other.custom_patterns.items()
+        )
+
     def secret_key(self, name: str) -> bool:
-        return is_secret_key(name, self.extra_keys)
+        cache = self._key_cache
+        known = cache.get(name)
+        if known is None:
+            known = is_secret_key(name, self.extra_keys)
+            if len(cache) >= 4096:  # key names are few; bound the cache anyway
+                cache.clear()
+            cache[name] = known
+        return known
 
     def candidates(self, text: str) -> list[_Compiled]:
         """The rules that may match ``text`` (the prefilter)."""

@@ -22,6 +22,7 @@ import json as _json
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
@@ -53,6 +54,10 @@ __all__ = [
     "is_secret_key",
     "re2_available",
 ]
+
+#: Set by a hardenkit producer (the access log) while it logs a record whose text it has
+#: already redacted with this Redactor; filters whose redactor it covers skip the rescan.
+PRE_REDACTED: ContextVar[Redactor | None] = ContextVar("hardenkit.pre_redacted", default=None)
 
 _CYCLE = "[REDACTED:cycle]"
 _TOO_DEEP = "[REDACTED:depth]"
@@ -259,6 +264,11 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not super().filter(record):
             return False
+        producer = PRE_REDACTED.get()
+        if producer is not None and (
+            producer is self.redactor or producer._engine.covers(self.redactor._engine)
+        ):
+            return True
         try:
             self._redact(record)
         except Exception:
@@ -276,6 +286,7 @@ class RedactingFilter(logging.Filter):
     def _redact(self, record: logging.LogRecord) -> None:
         redactor = self.redactor
         engine = redactor._engine
+        message: str | None = None
         if isinstance(record.msg, Mapping) and not record.args:
             record.msg = redactor._obj(record.msg, 0, set())
         else:
@@ -283,24 +294,34 @@ class RedactingFilter(logging.Filter):
                 message = record.getMessage()
             except Exception:
                 message = f"{_safe_text(record.msg)} (unformattable args: {_safe_text(record.args)})"
-            record.msg = engine.redact(message)
-            record.args = None
 
-        extras = [(key, value) for key, value in vars(record).items() if key not in _STANDARD_ATTRS]
-        if extras:
-            strings = [value for _, value in extras if isinstance(value, str)]
-            scan = not strings or engine.might_contain("\x00".join(strings))
-            for key, value in extras:
-                if key in _OWN_ATTRS:
-                    continue
-                if engine.secret_key(key):
-                    if value not in (None, ""):
-                        setattr(record, key, redactor._secret_value(value))
-                elif isinstance(value, str):
-                    if scan:
-                        setattr(record, key, engine.redact(value))
-                elif value is not None and not isinstance(value, (bool, float)):
+        attrs = record.__dict__
+        extras = [(key, attrs[key]) for key in attrs.keys() - _STANDARD_ATTRS]
+        # One prefilter pass over the message and every text extra: most records are clean.
+        strings = [value for _, value in extras if type(value) is str]
+        if message is not None:
+            strings.append(message)
+        scan = engine.might_contain("\x00".join(strings)) if strings else False
+        if message is not None:
+            record.msg = engine.redact(message) if scan else message
+            record.args = None
+        known_keys = engine._key_cache
+        for key, value in extras:
+            secret = known_keys.get(key)
+            if secret is None:
+                secret = engine.secret_key(key)
+            kind = type(value)
+            if secret:
+                if value is not None and value != "":
+                    setattr(record, key, redactor._secret_value(value))
+            elif kind is str:
+                if scan:
+                    setattr(record, key, engine.redact(value))
+            elif kind is int:
+                if not -10_000_000 < value < 10_000_000:  # shorter ints cannot be cards or phones
                     setattr(record, key, redactor._obj(value, 0, set()))
+            elif value is not None and kind is not float and kind is not bool:
+                setattr(record, key, redactor._obj(value, 0, set()))
 
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _ = record.exc_info
@@ -327,9 +348,27 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _RedactingContextFilter(RedactingFilter):
+    """configure_logging's filter: the request id and the redaction in one call per record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        return super().filter(record)
+
+
+_STAMP_CACHE: tuple[int, str] = (-1, "")
+
+
 def _rfc3339(created: float) -> str:
-    stamp = datetime.fromtimestamp(created, tz=timezone.utc).isoformat(timespec="milliseconds")
-    return stamp[:-6] + "Z"
+    """UTC RFC 3339 with milliseconds; the seconds part is formatted once per second."""
+    global _STAMP_CACHE
+    second = int(created)
+    cached_second, prefix = _STAMP_CACHE
+    if second != cached_second:
+        prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _STAMP_CACHE = (second, prefix)  # one tuple: a racing thread sees old or new, both right
+    return f"{prefix}.{int((created - second) * 1000):03d}Z"
 
 
 def _exception_fields(record: logging.LogRecord, text: Any) -> dict[str, Any]:
@@ -361,18 +400,25 @@ def _json_formatter_class() -> type[logging.Formatter]:
         ) -> None:
             exc_text = message_dict.pop("exc_info", None)
             stack = message_dict.pop("stack_info", None)
-            log_data["time"] = _rfc3339(record.created)
-            log_data["level"] = record.levelname
-            log_data["logger"] = record.name
-            log_data["message"] = record.message
+            own = {
+                "time": _rfc3339(record.created),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.message,
+            }
             rid = getattr(record, "request_id", None)
             if rid is None:
                 rid = REQUEST_ID.get()
             if rid is not None:
-                log_data["request_id"] = rid
-            own = dict(log_data)
-            super().add_fields(log_data, record, message_dict)
-            log_data.update(own)  # an extra named "level" cannot overwrite the real level
+                own["request_id"] = rid
+            log_data.update(own)
+            log_data.update(message_dict)  # a dict passed as the message
+            # The extras: python-json-logger's merge_record_extra, in one comprehension.
+            attrs = record.__dict__
+            skip = self._skip_fields
+            log_data.update({key: attrs[key] for key in attrs if key not in skip and key[:1] != "_"})
+            # An extra named "level" cannot overwrite the real one (re-setting keeps the key order).
+            log_data.update(own)
             if exc_text or getattr(record, "hardenkit_exception", None):
                 log_data["exception"] = _exception_fields(record, exc_text)
             if stack:
@@ -450,9 +496,10 @@ def configure_logging(
 
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler._hardenkit = True  # type: ignore[attr-defined]
-    handler.addFilter(_ContextFilter())
-    if redact is not False:
-        handler.addFilter(RedactingFilter(redact if isinstance(redact, Redactor) else None))
+    if redact is False:
+        handler.addFilter(_ContextFilter())
+    else:
+        handler.addFilter(_RedactingContextFilter(redact if isinstance(redact, Redactor) else None))
     handler.setFormatter(_json_formatter_class()() if json else _TextFormatter())
 
     root = logging.getLogger()
