@@ -443,7 +443,9 @@ class RateLimitMiddleware:
             from limits.errors import ConfigurationError as LimitsConfigurationError
 
             try:
-                self._network = NetworkEngines(storage, strategy, dict(storage_options or {}), key_prefix)
+                self._network = NetworkEngines(
+                    storage, strategy, dict(storage_options or {}), key_prefix, float(storage_timeout)
+                )
             except (LimitsConfigurationError, ValueError, ImportError, NotImplementedError) as exc:
                 raise ConfigurationError(
                     f"storage {mask_uri(storage)!r} cannot be used: {exc}; check the URI scheme "
@@ -601,12 +603,15 @@ class RateLimitMiddleware:
         guard = self.guard
         probe = not guard.healthy
         if guard.should_try():
-            import anyio
-
             try:
-                with anyio.fail_after(self._storage_timeout):
-                    engine: Engine = self._network.current()
+                engine: Engine = self._network.current()
+                if engine.bounded:
                     decision = await engine.acquire(policy.windows, policy.namespace, key, cost, peek)
+                else:
+                    import anyio
+
+                    with anyio.fail_after(self._storage_timeout):
+                        decision = await engine.acquire(policy.windows, policy.namespace, key, cost, peek)
             except Exception as exc:  # any storage failure degrades as configured, never a 500
                 guard.failed(exc, probe=probe)
             else:

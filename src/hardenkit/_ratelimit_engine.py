@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import importlib
 import logging
 import math
@@ -103,6 +104,9 @@ ALLOWED_BLIND = Decision(True, ())
 
 
 class Engine(Protocol):
+    #: True when the engine bounds its own waits by the storage timeout.
+    bounded: bool
+
     async def acquire(
         self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
     ) -> Decision: ...
@@ -221,6 +225,8 @@ class LocalEngine:
     under any concurrency (also from several threads) and never blocks the loop.
     """
 
+    bounded = True
+
     def __init__(self, strategy: str, clock: Callable[[], float] = time.time) -> None:
         if strategy not in STRATEGY_NAMES:
             raise ValueError(f"unknown strategy {strategy!r}")
@@ -334,6 +340,8 @@ class LocalEngine:
 class ThreadEngine:
     """A sync limits storage used from bounded worker threads (trio, or no async client)."""
 
+    bounded = False
+
     def __init__(self, uri: str, strategy: str, options: dict[str, Any]) -> None:
         from limits.storage import storage_from_string
         from limits.strategies import STRATEGIES
@@ -356,11 +364,13 @@ class ThreadEngine:
 class AsyncEngine:
     """A ``limits.aio`` storage with limits' async strategies."""
 
-    def __init__(self, uri: str, strategy: str, options: dict[str, Any]) -> None:
+    bounded = False
+
+    def __init__(self, uri: str, strategy: str, options: dict[str, Any], timeout: float = 0.5) -> None:
         from limits.aio.strategies import STRATEGIES
         from limits.storage import storage_from_string
 
-        self.storage = storage_from_string("async+" + uri, **client_options(uri, options))
+        self.storage = storage_from_string("async+" + uri, **client_options(uri, options, timeout))
         strategy_class: Any = STRATEGIES[STRATEGY_NAMES[strategy]]
         self.strategy = strategy_class(self.storage)
 
@@ -416,7 +426,7 @@ for i = 1, #KEYS do
   out[#out + 1] = math.max(0, limit - c)
   out[#out + 1] = ttl
 end
-return out
+return table.concat(out, " ")
 """
 
 # The sliding window counter of limits' acquire_sliding_window.lua (same keys: the
@@ -483,30 +493,47 @@ for i = 1, n do
   out[#out + 1] = math.max(0, limit - used)
   out[#out + 1] = math.ceil(reset)
 end
-return out
+return table.concat(out, " ")
 """
 
 
 class ScriptEngine:
-    """Redis/Valkey through a ``limits.aio`` storage's client: one EVALSHA per request."""
+    """Redis/Valkey through a ``limits.aio`` storage's client: one EVALSHA per request.
 
-    def __init__(self, uri: str, strategy: str, options: dict[str, Any], key_prefix: str) -> None:
+    Requests that arrive while others wait on Redis are sent together in one
+    pipeline (auto-pipelining): still one atomic script call per request, but one
+    network round trip and one connection checkout per batch, which is most of the
+    cost of a redis-py call. The script answers with one short string ("1 0 99
+    3600000") because parsing a flat RESP array costs more than ``split()``.
+    """
+
+    def __init__(
+        self, uri: str, strategy: str, options: dict[str, Any], key_prefix: str, timeout: float = 0.5
+    ) -> None:
         from limits.storage import storage_from_string
 
         # limits builds the client (URI parsing, TLS, cluster, sentinel); we only add a script.
-        self.storage = storage_from_string("async+" + uri, **client_options(uri, options))
-        client = self.storage.bridge.get_connection()  # type: ignore[union-attr]
+        self.storage = storage_from_string("async+" + uri, **client_options(uri, options, timeout))
+        self.client = self.storage.bridge.get_connection()  # type: ignore[union-attr]
         self.sliding = strategy == "sliding-window"
-        self.script = client.register_script(_SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA)
+        self.lua = _SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA
+        self.sha = hashlib.sha1(self.lua.encode("utf-8")).hexdigest()
         self.prefix = f"{key_prefix}:{'sw' if self.sliding else 'fw'}"
+        # Cluster pipelines cannot carry scripts across slots: one call per request there.
+        self.batching = "cluster" not in scheme_of(uri)
+        # Plain Redis/Valkey get a pool with timeouts (client_options); cluster and
+        # sentinel clients do not, so those calls get a cancel scope.
+        self.bounded = scheme_of(uri) in _POOLED
+        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def keys(self, windows: Sequence[Window], namespace: str, client: str) -> list[str]:
         # One hash tag per (policy, client): all keys of a request live on one cluster slot.
         tag = f"{self.prefix}:{{{namespace}/{client}}}"
         keys: list[str] = []
         for window in windows:
-            item = window.item
-            base = f"{tag}/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+            base = f"{tag}/{window.tag}"
             if self.sliding:
                 keys.append(f"{base}/-1")
             keys.append(base)
@@ -515,23 +542,91 @@ class ScriptEngine:
     async def acquire(
         self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
     ) -> Decision:
-        args: list[int] = [max(0, cost), 1 if peek else 0]
+        keys = self.keys(windows, namespace, client)
+        call: list[Any] = [len(keys), *keys, max(0, cost), 1 if peek else 0]
         for window in windows:
-            args += (window.item.amount, window.seconds * 1000)
-        result = await self.script(keys=self.keys(windows, namespace, client), args=args)
+            call += (window.amount, window.seconds * 1000)
+        if self.batching:
+            reply = await self._batched(call)
+        else:
+            reply = await self._evalsha(call)
+        values = [int(part) for part in reply.split()]
         stats = tuple(
-            Stat(
-                window,
-                int(result[1 + 3 * i + 1]),
-                int(result[1 + 3 * i + 2]) / 1000.0,
-                bool(result[1 + 3 * i]),
-            )
+            Stat(window, values[2 + 3 * i], values[3 + 3 * i] / 1000.0, bool(values[1 + 3 * i]))
             for i, window in enumerate(windows)
         )
-        return Decision(bool(result[0]), stats)
+        return Decision(bool(values[0]), stats)
+
+    async def _evalsha(self, call: list[Any]) -> Any:
+        try:
+            return await self.client.evalsha(self.sha, *call)
+        except Exception as exc:
+            if not _is_noscript(exc):
+                raise
+            # Redis restarted (or SCRIPT FLUSH): load the script and try once more.
+            await self.client.script_load(self.lua)
+            return await self.client.evalsha(self.sha, *call)
+
+    def _batched(self, call: list[Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((call, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # Flush on the next loop turn: every request that reaches this point in
+            # the meantime rides in the same pipeline.
+            loop.call_soon(self._start_flush)
+        return future
+
+    def _start_flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flush_scheduled = False
+        task = asyncio.get_running_loop().create_task(self._flush(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            if len(batch) == 1:
+                results: list[Any] = [await self._evalsha(batch[0][0])]
+            else:
+                results = await self._pipeline([call for call, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue  # the request gave up (timeout or disconnect); it was still counted
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(self, calls: list[list[Any]]) -> list[Any]:
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for call in calls:
+                pipe.evalsha(self.sha, *call)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(
+                _is_noscript(result) for result in results if isinstance(result, Exception)
+            ):
+                # Nothing ran (every EVALSHA of this batch failed the same way): load and resend.
+                await self.client.script_load(self.lua)
+                continue
+            return results
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
         await _close_storage(self.storage)
+
+
+def _is_noscript(exc: BaseException) -> bool:
+    return type(exc).__name__ == "NoScriptError" or str(exc).startswith("NOSCRIPT")
 
 
 async def _close_storage(storage: Any) -> None:
@@ -557,7 +652,7 @@ _POOLED = {
 }
 
 
-def client_options(uri: str, options: dict[str, Any]) -> dict[str, Any]:
+def client_options(uri: str, options: dict[str, Any], timeout: float = 0.5) -> dict[str, Any]:
     """limits.aio options for ``uri``: a *blocking* connection pool for plain Redis/Valkey.
 
     redis-py's default asyncio pool raises "Too many connections" under a burst, which
@@ -571,6 +666,9 @@ def client_options(uri: str, options: dict[str, Any]) -> dict[str, Any]:
     module = importlib.import_module(f"{family}.asyncio")
     connection = {k: v for k, v in options.items() if k != "implementation"}
     max_connections = int(connection.pop("max_connections", 64))
+    # A hung server must not hold a connection for ever (calls give up at storage_timeout).
+    connection.setdefault("socket_timeout", max(1.0, 2 * timeout))
+    connection.setdefault("socket_connect_timeout", max(1.0, 2 * timeout))
     pool = module.BlockingConnectionPool.from_url(
         uri.replace(f"{family}+unix://", "unix://", 1),
         max_connections=max_connections,
@@ -589,8 +687,11 @@ def uses_script(uri: str, strategy: str) -> bool:
 class NetworkEngines:
     """One engine per event loop (asyncio clients are bound to their loop); threads on trio."""
 
-    def __init__(self, uri: str, strategy: str, options: dict[str, Any], key_prefix: str) -> None:
+    def __init__(
+        self, uri: str, strategy: str, options: dict[str, Any], key_prefix: str, timeout: float = 0.5
+    ) -> None:
         self.uri = uri
+        self.timeout = timeout
         self.strategy = strategy
         self.options = options
         self.key_prefix = key_prefix
@@ -606,8 +707,8 @@ class NetworkEngines:
 
     def _make(self) -> Engine:
         if uses_script(self.uri, self.strategy):
-            return ScriptEngine(self.uri, self.strategy, self.options, self.key_prefix)
-        return AsyncEngine(self.uri, self.strategy, self.options)
+            return ScriptEngine(self.uri, self.strategy, self.options, self.key_prefix, self.timeout)
+        return AsyncEngine(self.uri, self.strategy, self.options, self.timeout)
 
     def current(self) -> Engine:
         try:
