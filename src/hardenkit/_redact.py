@@ -227,6 +227,11 @@ class Rule:
     after: frozenset[str] = frozenset()
     #: A deterministic regex that extends the value past the pattern's bounded end.
     extend: str | None = None
+    #: Python's re only: refuse to start a match right after a ``before`` character.
+    #: Sound only when every character of the leading run is itself in ``before``:
+    #: RE2 then rejects such matches anyway (and resumes after them), so both engines
+    #: give the same answers, and re stops retrying at every position inside long runs.
+    guard: bool = False
 
 
 def _plain(category: str) -> Check:
@@ -237,10 +242,26 @@ def _plain(category: str) -> Check:
     return check
 
 
+_TOKEN_BEFORE = re.compile(r"\[REDACTED:[a-z0-9_]{1,40}(?::[^\]\s]{1,20})?\]$")
+
+
 def _bounded(text: str, start: int, end: int, rule: Rule) -> bool:
-    if rule.before and start > 0 and text[start - 1] in rule.before:
-        return False
-    return not (rule.after and end < len(text) and text[end] in rule.after)
+    """Boundary checks. A redaction token next to the value counts as part of the same
+    word: the text it replaced did, and a second pass must not see a new boundary there
+    (redaction stays idempotent)."""
+    if rule.before and start > 0:
+        previous = text[start - 1]
+        if previous in rule.before:
+            return False
+        if previous == "]" and _TOKEN_BEFORE.search(text, max(0, start - 80), start):
+            return False
+    if rule.after and end < len(text):
+        following = text[end]
+        if following in rule.after:
+            return False
+        if following == "[" and text.startswith(_MARK, end):
+            return False
+    return True
 
 
 # Checks ---------------------------------------------------------------------------
@@ -511,6 +532,7 @@ RULES: tuple[Rule, ...] = (
         check=_plain("aws_key"),
         before=_ALNUM,
         after=_ALNUM,
+        guard=True,
     ),
     Rule(
         "github_token",
@@ -642,6 +664,7 @@ RULES: tuple[Rule, ...] = (
         check=_check_mixed("azure_key"),
         before=frozenset(_B64),
         after=frozenset(_B64 | {"="}),
+        guard=True,
     ),
     Rule(
         "header",
@@ -704,6 +727,7 @@ RULES: tuple[Rule, ...] = (
         check=_check_aws_secret,
         before=frozenset(_B64),
         after=frozenset(_B64 | {"="}),
+        guard=True,
     ),
     Rule(
         "card",
@@ -729,6 +753,7 @@ RULES: tuple[Rule, ...] = (
         check=_check_ssn,
         before=_TOKEN_CHARS,
         after=_TOKEN_CHARS,
+        guard=True,
     ),
     Rule(
         "phone",
@@ -750,6 +775,7 @@ RULES: tuple[Rule, ...] = (
         check=_check_email,
         before=frozenset(_EMAIL_LOCAL),
         after=frozenset(_ALNUM | {"-"}),
+        guard=True,
     ),
     Rule(
         "ipv4",
@@ -904,11 +930,11 @@ class RedactionEngine:
                     # A custom pattern outside RE2's syntax (look-around...): Python's re.
                     regex = re.compile(rule.pattern)
             else:
-                regex = re.compile(rule.pattern)
+                regex = re.compile(_sre_pattern(rule))
             literals = tuple(lit.lower() for lit in rule.literals) if rule.icase else rule.literals
             extend = re.compile(rule.extend) if rule.extend else None
             self._compiled.append(_Compiled(rule, regex, extend, literals))
-            self._pure.append(_Compiled(rule, re.compile(rule.pattern), extend, literals))
+            self._pure.append(_Compiled(rule, re.compile(_sre_pattern(rule)), extend, literals))
         if re2_module is not None:
             rset = re2_module.Set.SearchSet()
             for index, compiled in enumerate(self._compiled):
@@ -1108,6 +1134,13 @@ def _with_extra_keys(rule: Rule, keys: list[str]) -> Rule:
     alternation = "|".join(re.escape(name) for name in names)
     pattern = rule.pattern.replace("(?i)(", f"(?i)({alternation}|", 1)
     return replace(rule, pattern=pattern, literals=(*rule.literals, *names))
+
+
+def _sre_pattern(rule: Rule) -> str:
+    if not rule.guard or not rule.before:
+        return rule.pattern
+    chars = "".join(sorted(rule.before))
+    return f"(?<![{re.escape(chars)}])(?:{rule.pattern})"
 
 
 def _prefilter_regex(rule: Rule) -> str:
