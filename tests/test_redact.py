@@ -430,6 +430,45 @@ def test_both_engines_agree(text: str) -> None:
     assert _PURE.redact(text) == _RE2.redact(text)
 
 
+CHUNKS = st.lists(
+    st.sampled_from(
+        [
+            "a" * 30,
+            "b" * 64,
+            "@",
+            "x.com",
+            ".",
+            "QUJD+/",
+            "A1b2" * 10,
+            " ",
+            "aws",
+            "AKIA",
+            "123-45-6789",
+            "-",
+            "4111",
+        ]
+    ),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=CHUNKS)
+def test_runs_next_to_redacted_values_stay_idempotent_and_engines_agree(text: str) -> None:
+    once = _RE2.redact(text)
+    assert _RE2.redact(once) == once
+    assert _PURE.redact(text) == once
+
+
+def test_a_token_next_to_a_run_is_not_a_new_boundary() -> None:
+    # Found by hypothesis: the SSN's redaction must not turn the base64 run before it
+    # into a "bounded" 40-character AWS secret on a second pass.
+    text = "123-45-6789" + "a" * 30 + "QUJD+/123-45-6789"
+    once = _DEFAULT.redact(text)
+    assert once.endswith("QUJD+/[REDACTED:ssn]")
+    assert _DEFAULT.redact(once) == once
+
+
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20) | SECRETS,
     lambda children: (
