@@ -384,3 +384,31 @@ def test_logging_example_runs_and_redacts() -> None:
     assert any(line.get("request_id") == "demo-request-1" for line in lines)
     assert any("exception" in line for line in lines)
     assert "[REDACTED:card:****1111]" in result.stdout
+
+
+def test_filter_respects_its_logger_name_like_any_logging_filter() -> None:
+    record = logging.LogRecord("other", logging.INFO, __file__, 1, "a@example.com", None, None)
+    assert not RedactingFilter(name="app").filter(record)
+    assert record.msg == "a@example.com"  # not ours to touch
+
+
+def test_filter_redacts_long_numbers_in_extras_and_keeps_short_ones() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+    record.__dict__.update(card=4111111111111111, count=12, ratio=0.5, ok=True, nothing=None)
+    RedactingFilter().filter(record)
+    assert record.__dict__["card"] == "[REDACTED:card]"
+    assert [record.__dict__[k] for k in ("count", "ratio", "ok", "nothing")] == [12, 0.5, True, None]
+
+
+def test_stack_info_in_both_formats() -> None:
+    json_stream, text_stream = io.StringIO(), io.StringIO()
+    configure_logging(stream=json_stream)
+    logging.getLogger("app").info("here", stack_info=True)
+    assert json_lines(json_stream)[0]["stack"].startswith("Stack (most recent call last)")
+    configure_logging(stream=text_stream, json=False, redact=False)
+    try:
+        raise ValueError("raw")
+    except ValueError:
+        logging.getLogger("app").exception("unredacted text mode", stack_info=True)
+    out = text_stream.getvalue()
+    assert "    ValueError: raw" in out and "    Stack (most recent call last)" in out

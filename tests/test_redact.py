@@ -494,3 +494,117 @@ _RE2 = Redactor(engine="re2")
 
 def test_default_categories_exclude_only_the_opt_in_ones() -> None:
     assert set(CATEGORIES) - DEFAULT_CATEGORIES == {"ip"}
+
+
+# -- near misses: every check's "not a secret" answer --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111-1111 1111",  # mixed separators
+        "1234 5678 1234 5670",  # Luhn-valid, no card network starts with 1
+        "5105 1051 0510 5100 000",  # Mastercard prefix, wrong length
+        "3782 822463 1000",  # Amex prefix, wrong length
+        "6011 0009 9013 942",  # Discover prefix, wrong length
+        "3530 1113 3330 000",  # JCB prefix, wrong length
+        "8888 8888 8888 8888",  # no network starts with 8
+        "XX82 WEST 1234 5698 7654 32",  # no such country
+        "DE89 3704",  # too short for its country
+        "GB82WEST12345698765432X",  # runs on past its length
+        "900-12-3456 and 123-00-4567 and 123-45-0000",  # never-issued SSNs
+        "+1 234 5",  # too few digits for a phone
+        "1 415-555-0100",  # part of a longer number
+        "415-555-0100 7",  # part of a longer number
+        ".a@example.com and b.@example.com",  # local parts cannot start or end with a dot
+        "a@b.c1 and a@b.x",  # the top-level domain must be letters, 2+
+        "sk-abcdefghijklmnopqrstuvwxyzABCD",  # no digit: a word, not an OpenAI key
+        "sk-abcdefghijklmnopqrstuvwxyz1234",  # one case only
+        "abcdefghijabcdefghijabcdefghij0123456789",  # 40 characters, one letter case
+        "ABCDEFGHIJabcdefghij0123456789ABCDEFGHIJ",  # 40 characters, no AWS nearby, no / or +
+        "Bearer abc1234",  # too short to be a credential
+        "1http://user:pw@host and ://user:pw@host",  # no scheme
+        "mytoken=abc and passwordHint=abc",  # the secret name is not the key's last word
+        'password="" and token=',  # nothing to hide
+        "mycookie: abc",  # a longer header name
+        "k" * 70 + "password=abc",  # a key too long to be a key
+    ],
+)
+def test_near_misses_are_left_alone(redactor: Redactor, text: str) -> None:
+    assert redactor.redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("diners 3056 9309 0259 04", "diners [REDACTED:card]"),
+        ("jcb 3530 1113 3330 0000", "jcb [REDACTED:card]"),
+        ("maestro 6759 6498 2643 8453", "maestro [REDACTED:card]"),
+        ("mastercard 2223 0000 4841 0010", "mastercard [REDACTED:card]"),
+    ],
+)
+def test_card_networks(redactor: Redactor, text: str, expected: str) -> None:
+    assert redactor.redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.2.3.4.5 and 300.1.1.1 and 10.0.0.1", "1.2.3.4.5 and 300.1.1.1 and [REDACTED:ip]"),
+        ("a:b and 1:2:3 and fe80::1 and 12:00:00", "a:b and 1:2:3 and [REDACTED:ip] and 12:00:00"),
+        ("x.10.0.0.1", "x.10.0.0.1"),
+    ],
+)
+def test_ip_addresses_when_enabled(engine: str, text: str, expected: str) -> None:
+    assert Redactor(engine=engine, enable=["ip"]).redact(text) == expected  # type: ignore[arg-type]
+
+
+def test_text_re2_cannot_take_goes_through_python_re() -> None:
+    # Lone surrogates come from undecodable input bytes (surrogateescape).
+    redactor = Redactor(engine="re2")
+    assert redactor.redact("\udcff a@example.com") == "\udcff [REDACTED:email]"
+    assert redactor.might_contain("\udcff a@example.com")
+    assert not redactor.might_contain("\udcff plain")
+
+
+def test_might_contain_is_a_safe_prefilter(redactor: Redactor) -> None:
+    assert not redactor.might_contain("2026-05-01T12:00:00Z GET /health 200")
+    assert redactor.might_contain("-----BEGIN PRIVATE KEY-----")
+    assert redactor.might_contain(None)  # type: ignore[arg-type]  # an error says "look closer"
+    for text in ("a@example.com", "token=1", "4111111111111111"):
+        assert redactor.might_contain(text)
+
+
+def test_redactor_describes_itself_and_its_key_names() -> None:
+    redactor = Redactor(mode="partial", engine="re")
+    assert redactor.mode == "partial" and redactor.engine == "re"
+    assert repr(redactor).startswith("Redactor(mode='partial', engine='re'")
+    assert redactor.is_secret_key("X-Api-Key") and not redactor.is_secret_key("tokenizer")
+    for index in range(5000):  # the key-name cache stays bounded
+        redactor.is_secret_key(f"field{index}")
+    assert len(redactor._engine._key_cache) <= 4096
+
+
+class _BadMapping(dict[str, Any]):
+    def __init__(self, *args: Any, required: bool) -> None:
+        super().__init__(*args)
+
+
+class _BadTuple(tuple[Any, ...]):
+    def __new__(cls, values: Any, flag: bool) -> _BadTuple:
+        return super().__new__(cls, values)
+
+
+class _BrokenMapping(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("cannot iterate")
+
+
+def test_containers_that_cannot_be_rebuilt_come_back_as_plain_ones() -> None:
+    redactor = Redactor()
+    out = redactor.redact_obj(
+        {"m": _BadMapping({"e": "a@example.com"}, required=True), "t": _BadTuple(["x"], True)}
+    )
+    assert out == {"m": {"e": "[REDACTED:email]"}, "t": ("x",)}
+    assert type(out["m"]) is dict and type(out["t"]) is tuple
+    assert redactor.redact_obj(_BrokenMapping(a="b")) == "[REDACTED:error]"

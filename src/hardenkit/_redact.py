@@ -947,6 +947,10 @@ class RedactionEngine:
                 self._set_index.append(index)
             rset.Compile()
             self._set = rset
+        # Python-re prefilters (rules without literal triggers), for might_contain.
+        self._pre: dict[str, re.Pattern[str]] = {
+            c.rule.name: re.compile(_prefilter_regex(c.rule)) for c in self._pure or self._compiled
+        }
         self._needs_lower = any(c.rule.icase and c.literals for c in self._compiled)
         self._literal_table: list[tuple[str, bool, int]] = [
             (literal, compiled.rule.icase, index)
@@ -998,7 +1002,11 @@ class RedactionEngine:
             return True
         if self._set is not None and _utf8_ok(text):
             return bool(self._always) or self._set.Match(text) is not None
-        return bool(self.candidates(text))
+        for compiled in self.candidates(text):
+            # Literal triggers already matched; a rule without them must show its prefix.
+            if compiled.literals or self._pre[compiled.rule.name].search(text):
+                return True
+        return False
 
     def redact(self, text: str) -> str:
         if self._pem and "-----BEGIN" in text:
