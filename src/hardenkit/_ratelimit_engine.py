@@ -213,6 +213,27 @@ class _Generations:
         self.current[key] = entry
 
 
+def sliding_wait(previous: int, current: int, left: float, seconds: float, limit: int, cost: int) -> float:
+    """Seconds until the sliding window counter admits ``cost`` more units.
+
+    The count is ``floor(previous * w) + current`` where the previous window's weight
+    ``w`` falls from ``left / seconds`` to 0 as the current window runs out, after
+    which the current count becomes the previous one. (limits' own "reset" for this
+    strategy is the end of the current window, which can be too early: a client
+    retrying then would be refused again.)
+    """
+    room = limit - cost
+    if room < 0:
+        return left + seconds  # never admitted; say so for as long as anything is known
+    if current <= room and previous > 0:
+        # floor(previous * (left - t) / seconds) <= room - current
+        return max(0.0, left - (room - current + 1) * seconds / previous) + 0.001
+    if current <= room:
+        return 0.0
+    # After this window: floor(current * (seconds - u) / seconds) <= room
+    return left + max(0.0, seconds - (room + 1) * seconds / current) + 0.001
+
+
 class LocalEngine:
     """In-process counting for ``memory://`` (and the ``memory`` outage fallback).
 
@@ -267,6 +288,8 @@ class LocalEngine:
                     gens.put(key, entry)
                 used, reset_in = check(entry, window, now)
                 ok = used + cost <= window.amount
+                if not ok:
+                    reset_in = self._wait(entry, window, now, cost, used, reset_in)
                 allowed = allowed and ok
                 entries.append((window, entry, used, reset_in, ok))
             count = allowed and not peek and cost > 0
@@ -321,6 +344,26 @@ class LocalEngine:
             entry[1] -= log.popleft()[1]
         reset = (log[0][0] - horizon) if log else float(window.seconds)
         return entry[1], reset
+
+    def _wait(
+        self, entry: list[Any], window: Window, now: float, cost: int, used: int, reset_in: float
+    ) -> float:
+        """Seconds until a refused request of ``cost`` would be admitted (its Retry-After)."""
+        if self.strategy == "sliding-window":
+            seconds = window.seconds
+            left = seconds - (now - entry[0] * seconds)
+            return sliding_wait(entry[2], entry[1], left, seconds, window.amount, cost)
+        if self.strategy == "moving-window":
+            if cost > window.amount:
+                return float(window.seconds)
+            # The oldest entries leave first: wait until enough of them have.
+            needed = used + cost - window.amount
+            freed = 0
+            for stamp, units in entry[0]:
+                freed += units
+                if freed >= needed:
+                    return max(0.0, float(stamp) + window.seconds - now)
+        return reset_in  # fixed window: its end
 
     def _count(self, entry: list[Any], window: Window, now: float, cost: int, reset_in: float) -> float:
         if self.strategy == "fixed-window":
@@ -433,6 +476,16 @@ return table.concat(out, " ")
 # current window, and "/-1" for the previous one), for several limits at once.
 # KEYS: previous and current key per limit.
 _SLIDING_WINDOW_LUA = """
+local function wait(pc, cc, left, window, limit, cost)
+  -- ms until floor(pc * weight) + cc + cost <= limit (see sliding_wait in Python)
+  local room = limit - cost
+  if room < 0 then return left + window end
+  if cc <= room and pc > 0 then
+    return math.max(0, left - (room - cc + 1) * window / pc) + 1
+  end
+  if cc <= room then return 0 end
+  return left + math.max(0, window - (room + 1) * window / cc) + 1
+end
 local cost = tonumber(ARGV[1])
 local peek = ARGV[2] == '1'
 local n = #KEYS / 2
@@ -483,7 +536,15 @@ for i = 1, n do
     cc = cc + cost
   end
   local reset = 0
-  if pc > 0 then
+  if s[2] == 1 then
+    local left = window
+    if cur_ttl > window then
+      left = cur_ttl - window
+    elseif pc > 0 then
+      left = pttl
+    end
+    reset = wait(pc, cc, left, window, limit, cost)
+  elseif pc > 0 then
     reset = math.fmod(pttl, window / pc)
   elseif cc > 0 then
     reset = math.fmod(cur_ttl, window)
