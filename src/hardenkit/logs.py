@@ -16,7 +16,6 @@ limits. :class:`AccessLogMiddleware` is pure ASGI and needs no web framework eit
 
 from __future__ import annotations
 
-import argparse
 import io
 import json as _json
 import logging
@@ -540,6 +539,8 @@ def _redact_line(redactor: Redactor, line: str) -> str:
 
 def _cli_redact(argv: list[str]) -> int:
     """``hardenkit redact [FILE...]``: stream stdin or files to stdout, redacted."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="hardenkit redact",
         description="Redact secrets and personal data from log files (stdin when no FILE is given). "
