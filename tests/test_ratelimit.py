@@ -953,3 +953,49 @@ def test_limit_objects_and_lists_are_accepted() -> None:
     app = RateLimitMiddleware(ok_app, default=[parse("1/second"), "5/minute"], policies={"p": ["1/hour"]})
     assert app.default_policy is not None
     assert [w.name for w in app.default_policy.windows] == ["default-1s", "default-60s"]
+
+
+def test_rules_may_name_the_default_policy_and_duplicate_windows_get_distinct_names() -> None:
+    from limits import parse
+
+    app = limited(default=parse("1/minute"), rules=[("/other", "default"), ("/ai/*", "1/minute;1/minute")])
+    with client_for(app) as client:
+        assert client.get("/other").status_code == 200
+        assert client.get("/").status_code == 429  # one bucket: /other used the default policy
+        assert (
+            client.get("/ai/x").headers["ratelimit-policy"]
+            == '"rule-2-60s";q=1;w=60, "rule-2-60s-2";q=1;w=60'
+        )
+
+
+@pytest.mark.anyio
+async def test_rate_limit_default_policy_and_websocket_refusal_from_an_endpoint_check() -> None:
+    check = rate_limit("default")
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await check()
+        if scope["type"] == "http":
+            await PlainTextResponse("ok")(scope, receive, send)
+
+    app = RateLimitMiddleware(endpoint, default="1/minute", exempt_paths=["/free"])
+    assert (await call(app, "/free"))[0] == 200  # exempt from the middleware, counted by the check
+    status, _, body = await call(app, "/free")
+    assert status == 429 and json.loads(body)["violated-policies"] == ["default"]
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/ws",
+        "headers": [],
+        "client": ("203.0.113.7", 1),
+        "extensions": {"websocket.http.response": {}},
+    }
+    await app(scope, receive, send)
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 429

@@ -339,3 +339,10 @@ def test_client_key_forms() -> None:
     assert trusting.key(client_scope("10.0.0.1", [(b"forwarded", b'for="[2001:db8::5]"')])) == "2001:db8::5"
     assert trusting.key(client_scope("odd-name", [])) == "odd-name"
     assert trusting.key(client_scope(None, [])) == "unknown"
+
+
+def test_reprs_name_the_limit() -> None:
+    w = window("3/minute", "ai")
+    decision = LocalEngine("fixed-window", clock=Clock()).decide((w,), "ns", "c", 1, False)
+    assert repr(w) == "Window('ai', 3/60s)"
+    assert repr(decision.stats[0]) == "Stat('ai', remaining=2, reset_in=60.000)"

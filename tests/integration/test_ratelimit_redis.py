@@ -166,10 +166,67 @@ async def test_count_when_and_endpoint_limits_with_redis(redis_server: RedisServ
         assert [(await call(app, "/export", client=other))[0] for _ in range(2)] == [200, 429]
 
 
+@pytest.mark.anyio
+async def test_moving_window_on_redis_uses_limits_strategies_with_several_limits(
+    redis_server: RedisServer,
+) -> None:
+    async with limiter(
+        ok_app,
+        default="2/second;3/minute",
+        storage=redis_server.url,
+        strategy="moving-window",
+        cost=lambda scope: 0 if scope["path"] == "/free" else 1,
+    ) as app:
+        assert [(await call(app))[0] for _ in range(3)] == [200, 200, 429]
+        assert {(await call(app, "/free"))[0] for _ in range(3)} == {200}
+        status, head, body = await call(app)
+        assert json.loads(body)["violated-policies"] == ["default-1s"]
+        assert '"default-60s";r=1;' in head["ratelimit"]
+
+
+@pytest.mark.anyio
+async def test_endpoint_check_while_the_storage_is_down_in_deny_mode(redis_server: RedisServer) -> None:
+    check = rate_limit("ai")
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await check()
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    async with limiter(
+        endpoint, default=None, policies={"ai": "5/minute"}, storage=redis_server.url, on_storage_error="deny"
+    ) as app:
+        assert (await call(app))[0] == 200
+        redis_server.stop()
+        status, head, body = await call(app)
+        assert status == 503 and json.loads(body)["status"] == 503 and "retry-after" in head
+
+
+@pytest.mark.anyio
+async def test_a_burst_when_redis_dies_logs_once_and_never_fails(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with limiter(slow_app, default="1000/minute", storage=redis_server.url) as app:
+        await call(app)
+        redis_server.stop()
+        statuses: list[int] = []
+
+        async def one() -> None:
+            statuses.append((await call(app))[0])
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                for _ in range(50):
+                    tg.start_soon(one)
+        assert statuses == [200] * 50
+        assert len(_log_lines(caplog, "is unreachable")) == 1
+
+
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 @pytest.mark.anyio
 async def test_trio_uses_limits_sync_storage_in_threads(redis_server: RedisServer) -> None:
-    async with limiter(slow_app, default="10/hour", storage=redis_server.url, strategy="fixed-window") as app:
+    async with limiter(
+        slow_app, default="10/hour;1000/day", storage=redis_server.url, strategy="fixed-window"
+    ) as app:
         statuses: list[int] = []
 
         async def one() -> None:
