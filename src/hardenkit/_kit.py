@@ -446,6 +446,7 @@ def _default_place(cls: type[Any]) -> str:
 DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     ("health", "hardenkit.health:HealthProbeMiddleware", {}),
     ("headers", "hardenkit._headers:HeaderContractMiddleware", {}),
+    ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
 ]
 
 
