@@ -999,3 +999,32 @@ async def test_rate_limit_default_policy_and_websocket_refusal_from_an_endpoint_
     }
     await app(scope, receive, send)
     assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 429
+
+
+def test_overrides_and_allow_match_long_keys_too() -> None:
+    long_key = "sk-" + "x" * 300
+    other = "sk-" + "y" * 300
+    app = limited(
+        default="1/minute",
+        key="header:Authorization",
+        overrides={long_key: "3/minute"},
+        allow=["ops key with spaces"],
+    )
+    with client_for(app) as client:
+        got = [client.get("/", headers={"Authorization": long_key}).status_code for _ in range(4)]
+        assert got == [200, 200, 200, 429]
+        assert [client.get("/", headers={"Authorization": other}).status_code for _ in range(2)] == [200, 429]
+        ops = {"Authorization": "ops key with spaces"}
+        assert {client.get("/", headers=ops).status_code for _ in range(3)} == {200}
+
+
+def test_importing_the_limiter_loads_no_storage_backend() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hardenkit._ratelimit\n"
+        "loaded = [m for m in ('redis', 'limits.storage', 'limits.aio', 'valkey') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -370,7 +370,8 @@ class RateLimitMiddleware:
             if _looks_like_network(entry):
                 allow_networks.append(entry)
             else:
-                allow_keys.add(entry.strip())
+                # Keys are compared in their stored form (long or unusual keys as a digest).
+                allow_keys.add(safe_key(entry.strip()))
         self._allow_networks = parse_networks(allow_networks, option="allow")
         self._allow_keys = frozenset(allow_keys)
         self._overrides = self._parse_overrides(overrides)
@@ -522,7 +523,7 @@ class RateLimitMiddleware:
                 per_policy["default"] = _make_policy(
                     "default", "default", _parse_limits(spec, option=f"overrides[{client!r}]")
                 )
-            parsed[client] = per_policy
+            parsed[safe_key(client)] = per_policy
         return parsed
 
     # -- the request path -------------------------------------------------------------
