@@ -1028,3 +1028,17 @@ def test_importing_the_limiter_loads_no_storage_backend() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_in_a_kit_the_429_carries_the_request_id_and_probes_are_not_limited() -> None:
+    app = Starlette(routes=make_app().routes)
+    kit = Kit().register(RateLimitMiddleware, default="1/minute").register(hk.HeaderContractMiddleware)
+    kit.register(hk.HealthProbeMiddleware)
+    kit.install(app)
+    with client_for(app) as client:
+        assert client.get("/").status_code == 200
+        refused = client.get("/", headers={"X-Request-ID": "trace-7"})
+        assert {client.get("/livez").status_code for _ in range(3)} == {200}
+    assert refused.status_code == 429
+    assert refused.headers["x-request-id"] == "trace-7"
+    assert refused.json()["request_id"] == "trace-7"
