@@ -259,6 +259,17 @@ def test_uvicorn_loggers_are_brought_into_the_same_format() -> None:
     assert json_lines(stream)[0]["logger"] == "uvicorn.error"
 
 
+@pytest.mark.parametrize("as_json", [True, False])
+def test_uvicorn_color_message_duplicate_is_not_printed(as_json: bool) -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, json=as_json)
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 7, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
+    )
+    assert "color_message" not in stream.getvalue()
+    assert "Started server process [7]" in stream.getvalue()
+
+
 def test_custom_redactor_is_used() -> None:
     stream = io.StringIO()
     configure_logging(stream=stream, redact=Redactor(mode="hash", key="k"))

@@ -242,7 +242,9 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
     "asctime",
     "taskName",
 }
-_OWN_ATTRS = frozenset({"request_id", "hardenkit_exception"})
+# Attributes never printed as extras: ours, and uvicorn's "color_message" (the
+# message again, with ANSI colour codes for its own terminal formatter).
+_OWN_ATTRS = frozenset({"request_id", "hardenkit_exception", "color_message"})
 _PLAIN_FORMATTER = logging.Formatter()
 
 
