@@ -307,6 +307,7 @@ def test_overrides_give_named_clients_their_own_limits() -> None:
     app = limited(
         default="1/minute",
         policies={"ai": "1/minute"},
+        rules=[("/ai/*", "1/minute")],
         key="header:X-API-Key",
         overrides={
             "partner": "3/minute",
@@ -322,6 +323,7 @@ def test_overrides_give_named_clients_their_own_limits() -> None:
         assert codes("partner", "/", 4) == [200, 200, 200, 429]
         assert codes("nobody", "/", 2) == [200, 429]
         assert set(codes("internal", "/", 5)) == {200}
+        assert set(codes("internal", "/ai/x", 5)) == {200}
         assert set(codes("mixed", "/", 4)) == {200}
 
 

@@ -504,7 +504,7 @@ class RateLimitMiddleware:
                 raise ConfigurationError(f"overrides: keys must be non-empty strings, got {client!r}")
             per_policy: dict[str, _Policy | None] = {}
             if spec is None:
-                per_policy = {name: None for name in ["default", *self.policies]}
+                per_policy = {"*": None}  # exempt from every policy, rules' own limits included
             elif isinstance(spec, Mapping):
                 for name, limit in spec.items():
                     if name != "default" and name not in self.policies:
@@ -579,7 +579,11 @@ class RateLimitMiddleware:
 
     def _override(self, key: str, policy: _Policy) -> tuple[bool, _Policy | None]:
         per_policy = self._overrides.get(self._user_key(key))
-        if per_policy is None or policy.name not in per_policy:
+        if per_policy is None:
+            return False, policy
+        if "*" in per_policy:
+            return True, None
+        if policy.name not in per_policy:
             return False, policy
         return True, per_policy[policy.name]
 
