@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -81,6 +82,16 @@ def make_app(tmp_path: Path | None = None) -> Starlette:
     )
 
 
+def start_of_a_second() -> None:
+    """Sleep to just after the next whole second, so a 1-second window is all ahead.
+
+    Windows are clock-aligned; a test that counts requests in a 1-second window must
+    not straddle a boundary.
+    """
+    now = time.time()
+    time.sleep(math.ceil(now) - now + 0.01)
+
+
 def client_for(app: ASGIApp, ip: str = "203.0.113.7") -> TestClient:
     return TestClient(app, client=(ip, 50000))
 
@@ -152,13 +163,13 @@ async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def test_limit_then_429_problem_json_with_headers() -> None:
-    app = limited(default="3/minute")
+    app = limited(default="3/hour")
     with client_for(app) as client:
         seen = [client.get("/") for _ in range(3)]
         refused = client.get("/")
     assert [r.status_code for r in seen] == [200, 200, 200]
     assert [r.headers["x-ratelimit-remaining"] for r in seen] == ["2", "1", "0"]
-    assert seen[0].headers["ratelimit-policy"] == '"default";q=3;w=60'
+    assert seen[0].headers["ratelimit-policy"] == '"default";q=3;w=3600'
     assert seen[0].headers["ratelimit"].startswith('"default";r=2;t=')
     assert seen[0].headers["x-ratelimit-limit"] == "3"
     assert int(seen[0].headers["x-ratelimit-reset"]) >= int(time.time())
@@ -166,7 +177,7 @@ def test_limit_then_429_problem_json_with_headers() -> None:
     assert refused.status_code == 429
     assert refused.headers["content-type"] == "application/problem+json"
     retry = int(refused.headers["retry-after"])
-    assert 1 <= retry <= 60
+    assert 1 <= retry <= 3600
     body = refused.json()
     assert body["type"] == QUOTA_EXCEEDED
     assert body["status"] == 429
@@ -176,7 +187,7 @@ def test_limit_then_429_problem_json_with_headers() -> None:
 
 
 def test_429_body_carries_the_request_id() -> None:
-    inner = limited(default="1/minute")
+    inner = limited(default="1/hour")
 
     async def with_request_id(scope: Scope, receive: Receive, send: Send) -> None:
         token = REQUEST_ID.set("req-42")
@@ -198,6 +209,7 @@ def test_429_body_carries_the_request_id() -> None:
 def test_each_strategy_admits_exactly_the_limit_then_resets(strategy: str, wait: float) -> None:
     app = RateLimitMiddleware(make_app(), default="3/second", strategy=strategy)
     with client_for(app) as client:
+        start_of_a_second()
         codes = [client.get("/").status_code for _ in range(5)]
         assert codes == [200, 200, 200, 429, 429]
         time.sleep(wait)
@@ -205,19 +217,20 @@ def test_each_strategy_admits_exactly_the_limit_then_resets(strategy: str, wait:
 
 
 def test_clients_are_limited_separately() -> None:
-    app = limited(default="2/minute")
+    app = limited(default="2/hour")
     with client_for(app, "198.51.100.1") as one, client_for(app, "198.51.100.2") as two:
         assert [one.get("/").status_code for _ in range(3)] == [200, 200, 429]
         assert [two.get("/").status_code for _ in range(2)] == [200, 200]
 
 
 def test_several_limits_in_one_string_each_apply_and_show_in_headers() -> None:
-    app = limited(default="2/second;3/minute")
+    app = limited(default="2/second;3/hour")
     with client_for(app) as client:
+        start_of_a_second()
         first = client.get("/")
-        assert first.headers["ratelimit-policy"] == '"default-1s";q=2;w=1, "default-60s";q=3;w=60'
+        assert first.headers["ratelimit-policy"] == '"default-1s";q=2;w=1, "default-3600s";q=3;w=3600'
         assert '"default-1s";r=1;' in first.headers["ratelimit"]
-        assert '"default-60s";r=2;' in first.headers["ratelimit"]
+        assert '"default-3600s";r=2;' in first.headers["ratelimit"]
         assert client.get("/").status_code == 200
         refused = client.get("/")
         assert refused.status_code == 429
@@ -225,12 +238,13 @@ def test_several_limits_in_one_string_each_apply_and_show_in_headers() -> None:
         time.sleep(1.05)
         assert client.get("/").status_code == 200  # the minute limit had room for one more
         refused = client.get("/")
-        assert refused.json()["violated-policies"] == ["default-60s"]
+        assert refused.json()["violated-policies"] == ["default-3600s"]
 
 
 def test_a_refused_request_does_not_use_the_other_limits() -> None:
-    app = limited(default="1/second;2/minute")
+    app = limited(default="1/second;2/hour")
     with client_for(app) as client:
+        start_of_a_second()
         assert client.get("/").status_code == 200
         assert client.get("/").status_code == 429  # the second does not count on the minute
         time.sleep(1.05)
@@ -250,44 +264,44 @@ def test_default_none_limits_nothing_without_rules() -> None:
 
 def test_rules_pick_policies_first_match_wins() -> None:
     app = limited(
-        default="5/minute",
-        policies={"webhook": "3/minute", "ai": "1/minute", "export": "2/minute"},
+        default="5/hour",
+        policies={"webhook": "3/hour", "ai": "1/hour", "export": "2/hour"},
         rules=[
             ("/webhooks/*", "webhook"),
             ("POST /ai/*", "ai"),
             ("/export/{name}", "export"),
             ("/health", None),
-            ("/other", "1/minute"),
+            ("/other", "1/hour"),
             ("/other", "ai"),  # never reached: the rule above matches first
         ],
     )
     with client_for(app) as client:
         assert [client.post("/ai/x").status_code for _ in range(2)] == [200, 429]
         assert client.get("/ai/x").status_code == 200  # GET is not in the rule: the default policy
-        assert client.get("/ai/x").headers["ratelimit-policy"] == '"default";q=5;w=60'
+        assert client.get("/ai/x").headers["ratelimit-policy"] == '"default";q=5;w=3600'
         hook = client.post("/webhooks/a/b")
-        assert hook.headers["ratelimit-policy"] == '"webhook";q=3;w=60'
+        assert hook.headers["ratelimit-policy"] == '"webhook";q=3;w=3600'
         assert [client.post("/webhooks/c").status_code for _ in range(2)] == [200, 200]
         assert client.post("/webhooks/d").status_code == 429  # one policy, one bucket
         assert [client.get(f"/export/{n}").status_code for n in "abc"] == [200, 200, 429]
         assert {client.get("/health").status_code for _ in range(10)} == {200}
         assert "ratelimit" not in client.get("/health").headers
         other = client.get("/other")
-        assert other.headers["ratelimit-policy"] == '"rule-5";q=1;w=60'
+        assert other.headers["ratelimit-policy"] == '"rule-5";q=1;w=3600'
         refused = client.get("/other")
         assert refused.status_code == 429
         assert refused.json()["violated-policies"] == ["rule-5"]
 
 
 def test_rules_as_a_mapping_and_method_lists() -> None:
-    app = limited(default=None, rules={"GET,POST /ai/{name}": "1/minute"})
+    app = limited(default=None, rules={"GET,POST /ai/{name}": "1/hour"})
     with client_for(app) as client:
         assert client.get("/ai/x").status_code == 200
         assert client.post("/ai/x").status_code == 429
 
 
 def test_exempt_paths_exact_and_glob() -> None:
-    app = limited(default="1/minute", exempt_paths=["/health", "/export/*"])
+    app = limited(default="1/hour", exempt_paths=["/health", "/export/*"])
     with client_for(app) as client:
         assert {client.get("/health").status_code for _ in range(3)} == {200}
         assert {client.get("/export/a").status_code for _ in range(3)} == {200}
@@ -297,7 +311,7 @@ def test_exempt_paths_exact_and_glob() -> None:
 def test_paths_answered_by_an_outer_component_are_not_limited() -> None:
     wiring = Wiring()
     wiring.answer_paths("/health", owner="health")
-    app = RateLimitMiddleware(make_app(), default="1/minute", kit=wiring)
+    app = RateLimitMiddleware(make_app(), default="1/hour", kit=wiring)
     with client_for(app) as client:
         assert {client.get("/health").status_code for _ in range(3)} == {200}
         assert [client.get("/").status_code for _ in range(2)] == [200, 429]
@@ -305,14 +319,14 @@ def test_paths_answered_by_an_outer_component_are_not_limited() -> None:
 
 def test_overrides_give_named_clients_their_own_limits() -> None:
     app = limited(
-        default="1/minute",
-        policies={"ai": "1/minute"},
-        rules=[("/ai/*", "1/minute")],
+        default="1/hour",
+        policies={"ai": "1/hour"},
+        rules=[("/ai/*", "1/hour")],
         key="header:X-API-Key",
         overrides={
-            "partner": "3/minute",
+            "partner": "3/hour",
             "internal": None,
-            "mixed": {"ai": "2/minute", "default": None},
+            "mixed": {"ai": "2/hour", "default": None},
         },
     )
     with client_for(app) as client:
@@ -329,11 +343,11 @@ def test_overrides_give_named_clients_their_own_limits() -> None:
 
 def test_overrides_apply_within_rules_by_policy_name() -> None:
     app = limited(
-        default="10/minute",
-        policies={"ai": "1/minute"},
+        default="10/hour",
+        policies={"ai": "1/hour"},
         rules=[("/ai/*", "ai")],
         key="header:X-API-Key",
-        overrides={"mixed": {"ai": "2/minute"}},
+        overrides={"mixed": {"ai": "2/hour"}},
     )
     with client_for(app) as client:
         got = [client.get("/ai/x", headers={"X-API-Key": "mixed"}).status_code for _ in range(3)]
@@ -341,7 +355,7 @@ def test_overrides_apply_within_rules_by_policy_name() -> None:
 
 
 def test_allow_list_by_network_and_by_key() -> None:
-    app = limited(default="1/minute", allow=["10.0.0.0/8", "2001:db8::1", "tools-key"], key="header:X-Key")
+    app = limited(default="1/hour", allow=["10.0.0.0/8", "2001:db8::1", "tools-key"], key="header:X-Key")
     with client_for(app, "10.1.2.3") as internal, client_for(app, "203.0.113.9") as outside:
         assert {internal.get("/").status_code for _ in range(4)} == {200}
         assert {outside.get("/", headers={"X-Key": "tools-key"}).status_code for _ in range(4)} == {200}
@@ -352,7 +366,7 @@ def test_allow_list_by_network_and_by_key() -> None:
 
 
 def test_header_key_isolates_api_keys_and_falls_back_to_the_address() -> None:
-    app = limited(default="1/minute", key="header:X-API-Key")
+    app = limited(default="1/hour", key="header:X-API-Key")
     with client_for(app) as client:
         assert client.get("/", headers={"X-API-Key": "a"}).status_code == 200
         assert client.get("/", headers={"X-API-Key": "a"}).status_code == 429
@@ -363,7 +377,7 @@ def test_header_key_isolates_api_keys_and_falls_back_to_the_address() -> None:
 
 
 def test_huge_header_keys_are_digested_and_still_limited() -> None:
-    app = limited(default="1/minute", key="header:X-API-Key")
+    app = limited(default="1/hour", key="header:X-API-Key")
     huge = "k" * 5000
     with client_for(app) as client:
         assert client.get("/", headers={"X-API-Key": huge}).status_code == 200
@@ -383,7 +397,7 @@ async def test_key_function_sync_async_and_none_exempts() -> None:
         return by_user(scope)
 
     for key in (by_user, by_user_async):
-        app = RateLimitMiddleware(ok_app, default="1/minute", key=key)
+        app = RateLimitMiddleware(ok_app, default="1/hour", key=key)
         alice = [(b"x-user", b"alice")]
         assert (await call(app, headers=alice))[0] == 200
         assert (await call(app, headers=alice))[0] == 429
@@ -394,18 +408,18 @@ async def test_key_function_sync_async_and_none_exempts() -> None:
 
 @pytest.mark.anyio
 async def test_requests_without_a_client_address_share_one_bucket() -> None:
-    app = RateLimitMiddleware(ok_app, default="1/minute")
+    app = RateLimitMiddleware(ok_app, default="1/hour")
     assert (await call(app, client=None))[0] == 200
     assert (await call(app, client=None))[0] == 429
 
 
 @pytest.mark.anyio
 async def test_ipv6_clients_are_limited_per_64_network() -> None:
-    app = RateLimitMiddleware(ok_app, default="1/minute")
+    app = RateLimitMiddleware(ok_app, default="1/hour")
     assert (await call(app, client=("2001:db8:1:2::1", 1)))[0] == 200
     assert (await call(app, client=("2001:db8:1:2::ffff", 1)))[0] == 429
     assert (await call(app, client=("2001:db8:1:3::1", 1)))[0] == 200
-    exact = RateLimitMiddleware(ok_app, default="1/minute", ipv6_prefix=128)
+    exact = RateLimitMiddleware(ok_app, default="1/hour", ipv6_prefix=128)
     assert (await call(exact, client=("2001:db8:1:2::1", 1)))[0] == 200
     assert (await call(exact, client=("2001:db8:1:2::2", 1)))[0] == 200
 
@@ -415,7 +429,7 @@ async def test_ipv6_clients_are_limited_per_64_network() -> None:
 
 @pytest.mark.anyio
 async def test_forged_forwarding_headers_change_nothing_without_trusted_proxies() -> None:
-    app = RateLimitMiddleware(ok_app, default="2/minute")
+    app = RateLimitMiddleware(ok_app, default="2/hour")
     peer = ("203.0.113.7", 1)
     for n in range(2):
         forged = [(b"x-forwarded-for", f"10.0.0.{n}".encode()), (b"forwarded", f"for=10.9.9.{n}".encode())]
@@ -426,7 +440,7 @@ async def test_forged_forwarding_headers_change_nothing_without_trusted_proxies(
 
 @pytest.mark.anyio
 async def test_trusted_proxies_take_the_right_most_untrusted_address() -> None:
-    app = RateLimitMiddleware(ok_app, default="1/minute", trusted_proxies=["10.0.0.0/8"])
+    app = RateLimitMiddleware(ok_app, default="1/hour", trusted_proxies=["10.0.0.0/8"])
     proxy = ("10.0.0.5", 1)
     # The client forges a left-most entry; the proxies append the real address on the right.
     xff = [(b"x-forwarded-for", b"1.1.1.1, 198.51.100.20, 10.0.0.9")]
@@ -447,7 +461,7 @@ async def test_trusted_proxies_take_the_right_most_untrusted_address() -> None:
 @pytest.mark.anyio
 async def test_forwarded_header_mode_reads_rfc7239_and_ignores_x_forwarded_for() -> None:
     app = RateLimitMiddleware(
-        ok_app, default="1/minute", trusted_proxies="10.0.0.0/8, fd00::/8", proxy_header="forwarded"
+        ok_app, default="1/hour", trusted_proxies="10.0.0.0/8, fd00::/8", proxy_header="forwarded"
     )
     proxy = ("10.0.0.5", 1)
     first = [(b"forwarded", b'for=1.1.1.1, for="[2001:db8::7]:4711";proto=https, for=10.1.1.1')]
@@ -473,11 +487,11 @@ async def test_forwarded_header_mode_reads_rfc7239_and_ignores_x_forwarded_for()
     ],
 )
 async def test_malformed_or_huge_forwarding_headers_never_crash(value: bytes) -> None:
-    app = RateLimitMiddleware(ok_app, default="100/minute", trusted_proxies=["10.0.0.0/8"])
+    app = RateLimitMiddleware(ok_app, default="100/hour", trusted_proxies=["10.0.0.0/8"])
     status, _, _ = await call(app, client=("10.0.0.5", 1), headers=[(b"x-forwarded-for", value)])
     assert status == 200
     fwd = RateLimitMiddleware(
-        ok_app, default="100/minute", trusted_proxies=["10.0.0.0/8"], proxy_header="forwarded"
+        ok_app, default="100/hour", trusted_proxies=["10.0.0.0/8"], proxy_header="forwarded"
     )
     status, _, _ = await call(fwd, client=("10.0.0.5", 1), headers=[(b"forwarded", value)])
     assert status == 200
@@ -485,7 +499,7 @@ async def test_malformed_or_huge_forwarding_headers_never_crash(value: bytes) ->
 
 @pytest.mark.anyio
 async def test_garbage_hop_falls_back_to_the_last_trusted_address() -> None:
-    app = RateLimitMiddleware(ok_app, default="1/minute", trusted_proxies=["10.0.0.0/8"])
+    app = RateLimitMiddleware(ok_app, default="1/hour", trusted_proxies=["10.0.0.0/8"])
     proxy = ("10.0.0.5", 1)
     assert (await call(app, client=proxy, headers=[(b"x-forwarded-for", b"garbage, 10.0.0.9")]))[0] == 200
     # Same last trusted hop: same bucket, whatever the garbage says.
@@ -508,7 +522,7 @@ async def test_garbage_hop_falls_back_to_the_last_trusted_address() -> None:
 def test_headers_option_picks_the_header_families(
     mode: str | None, present: set[str], absent: set[str]
 ) -> None:
-    app = limited(default="1/minute", headers=mode)
+    app = limited(default="1/hour", headers=mode)
     with client_for(app) as client:
         admitted = client.get("/")
         refused = client.get("/")
@@ -518,23 +532,24 @@ def test_headers_option_picks_the_header_families(
 
 
 def test_headers_replace_the_apps_own_and_appear_once() -> None:
-    app = limited(default="5/minute")
+    app = limited(default="5/hour")
     with client_for(app) as client:
         response = client.get("/own")
-    assert response.headers.get_list("ratelimit") == ['"default";r=4;t=60']
+    (value,) = response.headers.get_list("ratelimit")
+    assert value.startswith('"default";r=4;t=')
     assert response.headers.get_list("x-ratelimit-limit") == ["5"]
 
 
 def test_streaming_and_file_responses_pass_through_intact(tmp_path: Path) -> None:
     payload = bytes(range(256)) * 4096
     (tmp_path / "data.bin").write_bytes(payload)
-    app = RateLimitMiddleware(make_app(tmp_path), default="10/minute", strategy="fixed-window")
+    app = RateLimitMiddleware(make_app(tmp_path), default="10/hour", strategy="fixed-window")
     with client_for(app) as client:
         streamed = client.get("/stream")
         filed = client.get("/file")
         ranged = client.get("/file", headers={"Range": "bytes=10-19"})
     assert streamed.content == b"".join(STREAM_CHUNKS)
-    assert streamed.headers.get_list("ratelimit-policy") == ['"default";q=10;w=60']
+    assert streamed.headers.get_list("ratelimit-policy") == ['"default";q=10;w=3600']
     assert filed.content == payload
     assert filed.headers["content-length"] == str(len(payload))
     assert filed.headers.get_list("x-ratelimit-remaining") == ["8"]
@@ -543,24 +558,24 @@ def test_streaming_and_file_responses_pass_through_intact(tmp_path: Path) -> Non
 
 @pytest.mark.anyio
 async def test_streaming_body_messages_are_forwarded_unchanged() -> None:
-    app = RateLimitMiddleware(make_app(), default="10/minute")
+    app = RateLimitMiddleware(make_app(), default="10/hour")
     _, head, body = await call(app, "/stream")
     assert body == b"".join(STREAM_CHUNKS)
-    assert head["ratelimit-policy"] == '"default";q=10;w=60'
+    assert head["ratelimit-policy"] == '"default";q=10;w=3600'
 
 
 # -- cost and count_when ------------------------------------------------------------------------
 
 
 def test_cost_int_and_callable() -> None:
-    heavy = limited(default="5/minute", cost=2)
+    heavy = limited(default="5/hour", cost=2)
     with client_for(heavy) as client:
         assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
 
     async def by_path(scope: Scope) -> int:
         return 5 if scope["path"] == "/other" else 1
 
-    app = limited(default="6/minute", cost=by_path)
+    app = limited(default="6/hour", cost=by_path)
     with client_for(app) as client:
         assert client.get("/other").headers["x-ratelimit-remaining"] == "1"
         assert client.get("/").status_code == 200
@@ -568,17 +583,17 @@ def test_cost_int_and_callable() -> None:
 
 
 def test_cost_zero_is_free_and_bad_cost_function_results_count_one(caplog: pytest.LogCaptureFixture) -> None:
-    free = limited(default="1/minute", cost=lambda scope: 0)
+    free = limited(default="1/hour", cost=lambda scope: 0)
     with client_for(free) as client:
         assert {client.get("/").status_code for _ in range(3)} == {200}
-    broken = limited(default="2/minute", cost=lambda scope: "lots")
+    broken = limited(default="2/hour", cost=lambda scope: "lots")
     with caplog.at_level(logging.ERROR, "hardenkit.ratelimit"), client_for(broken) as client:
         assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
     assert "cost function returned 'lots'" in caplog.text
 
 
 def test_count_when_counts_only_matching_responses() -> None:
-    app = limited(default="2/minute", count_when=lambda status: status >= 400)
+    app = limited(default="2/hour", count_when=lambda status: status >= 400)
     with client_for(app) as client:
         for _ in range(5):
             good = client.post("/login?password=right")
@@ -595,7 +610,7 @@ def test_count_when_that_raises_counts_the_request(caplog: pytest.LogCaptureFixt
     def broken(status: int) -> bool:
         raise RuntimeError("boom")
 
-    app = limited(default="1/minute", count_when=broken)
+    app = limited(default="1/hour", count_when=broken)
     with caplog.at_level(logging.ERROR, "hardenkit.ratelimit"), client_for(app) as client:
         assert [client.get("/").status_code for _ in range(2)] == [200, 429]
     assert "count_when raised" in caplog.text
@@ -611,9 +626,7 @@ def test_on_breach_may_answer_and_gets_the_breach() -> None:
         seen.append(breach)
         return JSONResponse({"slow": "down"}, status_code=429)
 
-    app = limited(
-        default="1/minute", policies={"ai": "1/minute"}, rules=[("POST /ai/*", "ai")], on_breach=hook
-    )
+    app = limited(default="1/hour", policies={"ai": "1/hour"}, rules=[("POST /ai/*", "ai")], on_breach=hook)
     with client_for(app) as client:
         client.post("/ai/x")
         refused = client.post("/ai/x")
@@ -627,7 +640,7 @@ def test_on_breach_may_answer_and_gets_the_breach() -> None:
         "POST",
         "/ai/x",
     )
-    assert 1 <= breach.retry_after <= 60
+    assert 1 <= breach.retry_after <= 3600
 
 
 def test_async_on_breach_returning_none_keeps_the_standard_429() -> None:
@@ -636,7 +649,7 @@ def test_async_on_breach_returning_none_keeps_the_standard_429() -> None:
     async def alert(scope: Scope, breach: RateLimitBreach) -> None:
         alerts.append(breach.key)
 
-    app = limited(default="1/minute", on_breach=alert)
+    app = limited(default="1/hour", on_breach=alert)
     with client_for(app) as client:
         client.get("/")
         refused = client.get("/")
@@ -648,7 +661,7 @@ def test_on_breach_that_raises_still_sends_a_429(caplog: pytest.LogCaptureFixtur
     def broken(scope: Scope, breach: RateLimitBreach) -> None:
         raise RuntimeError("alerting is down")
 
-    app = limited(default="1/minute", on_breach=broken)
+    app = limited(default="1/hour", on_breach=broken)
     with caplog.at_level(logging.ERROR, "hardenkit.ratelimit"), client_for(app) as client:
         client.get("/")
         refused = client.get("/")
@@ -660,13 +673,13 @@ def test_on_breach_that_raises_still_sends_a_429(caplog: pytest.LogCaptureFixtur
 
 
 def test_websocket_handshakes_are_limited_by_a_rule_only() -> None:
-    unlimited = limited(default="1/minute")
+    unlimited = limited(default="1/hour")
     with client_for(unlimited) as client:
         for _ in range(3):
             with client.websocket_connect("/ws") as ws:
                 assert ws.receive_text() == "hello"
 
-    app = limited(default=None, rules=[("WEBSOCKET /ws", "1/minute")])
+    app = limited(default=None, rules=[("WEBSOCKET /ws", "1/hour")])
     with client_for(app) as client:
         with client.websocket_connect("/ws") as ws:
             assert ws.receive_text() == "hello"
@@ -678,7 +691,7 @@ def test_websocket_handshakes_are_limited_by_a_rule_only() -> None:
 
 @pytest.mark.anyio
 async def test_websocket_refused_with_close_1008_without_the_denial_extension() -> None:
-    app = RateLimitMiddleware(ok_app, default=None, rules=[("/ws", "1/minute")])
+    app = RateLimitMiddleware(ok_app, default=None, rules=[("/ws", "1/hour")])
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -712,15 +725,15 @@ def test_rate_limit_dependency_in_fastapi() -> None:
     async def ai() -> dict[str, str]:
         return {"answer": "42"}
 
-    @api.get("/inline", dependencies=[Depends(hk.rate_limit("2/minute"))])
+    @api.get("/inline", dependencies=[Depends(hk.rate_limit("2/hour"))])
     def inline() -> dict[str, str]:  # a sync endpoint runs in a thread: the check still finds its request
         return {"ok": "yes"}
 
-    api.add_middleware(RateLimitMiddleware, default="100/minute", policies={"ai": "2/minute"})
+    api.add_middleware(RateLimitMiddleware, default="100/hour", policies={"ai": "2/hour"})
     with client_for(api) as client:
         first = client.post("/ai")
         assert first.status_code == 200
-        assert first.headers["ratelimit-policy"] == '"default";q=100;w=60, "ai";q=2;w=60'
+        assert first.headers["ratelimit-policy"] == '"default";q=100;w=3600, "ai";q=2;w=3600'
         assert client.post("/ai").status_code == 200
         refused = client.post("/ai")
         assert refused.status_code == 429
@@ -738,7 +751,7 @@ async def test_rate_limit_awaited_inside_a_starlette_endpoint() -> None:
         await check()
         await PlainTextResponse("exported")(scope, receive, send)
 
-    app = RateLimitMiddleware(endpoint, default=None, policies={"export": "3/minute"})
+    app = RateLimitMiddleware(endpoint, default=None, policies={"export": "3/hour"})
     status, head, body = await call(app)
     assert (status, body) == (200, b"exported")
     assert head["x-ratelimit-remaining"] == "1"
@@ -755,7 +768,7 @@ async def test_rate_limit_errors_are_clear() -> None:
     async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await rate_limit("nope")()
 
-    app = RateLimitMiddleware(endpoint, policies={"ai": "1/minute"})
+    app = RateLimitMiddleware(endpoint, policies={"ai": "1/hour"})
     with pytest.raises(ConfigurationError, match="no such policy; known: ai"):
         await call(app)
     with pytest.raises(ConfigurationError):
@@ -777,9 +790,9 @@ async def test_rate_limit_respects_exempt_keys_and_overrides() -> None:
     app = RateLimitMiddleware(
         endpoint,
         default=None,
-        policies={"ai": "1/minute"},
+        policies={"ai": "1/hour"},
         allow=["198.51.100.0/24"],
-        overrides={"203.0.113.50": {"ai": None}, "203.0.113.51": {"ai": "2/minute"}},
+        overrides={"203.0.113.50": {"ai": None}, "203.0.113.51": {"ai": "2/hour"}},
     )
     assert {(await call(app, client=("198.51.100.3", 1)))[0] for _ in range(3)} == {200}
     assert {(await call(app, client=("203.0.113.50", 1)))[0] for _ in range(3)} == {200}
@@ -794,7 +807,7 @@ async def test_a_rate_limit_error_after_the_response_started_is_not_swallowed() 
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await check()
 
-    app = RateLimitMiddleware(endpoint, default=None, policies={"ai": "1/minute"})
+    app = RateLimitMiddleware(endpoint, default=None, policies={"ai": "1/hour"})
     await call(app)
     with pytest.raises(RateLimitExceeded):
         await call(app)
@@ -807,8 +820,8 @@ async def test_a_rate_limit_error_after_the_response_started_is_not_swallowed() 
 @pytest.mark.parametrize("strategy", ["fixed-window", "moving-window", "sliding-window"])
 @pytest.mark.anyio
 async def test_300_concurrent_requests_against_100_admit_exactly_100(strategy: str) -> None:
-    # "/day" keeps the sliding window's previous-window weight at zero during the test.
-    app = RateLimitMiddleware(slow_app, default="100/day", strategy=strategy)
+    # Windows are clock-aligned: a 100-day window keeps the test inside one window.
+    app = RateLimitMiddleware(slow_app, default="100 per 100 days", strategy=strategy)
     statuses: list[int] = []
 
     async def one() -> None:
@@ -826,7 +839,7 @@ async def test_300_concurrent_requests_against_100_admit_exactly_100(strategy: s
 
 
 def test_kit_wiring_exposes_headers_and_provides_storage_state() -> None:
-    kit = Kit().register(RateLimitMiddleware, default="1/minute", headers="ietf")
+    kit = Kit().register(RateLimitMiddleware, default="1/hour", headers="ietf")
     wiring, final = kit._resolve()
     assert set(wiring.exposed_headers) == {"RateLimit", "RateLimit-Policy", "Retry-After"}
     app = RateLimitMiddleware(ok_app, **final[0][2])
@@ -846,7 +859,7 @@ def test_kit_wiring_exposes_headers_and_provides_storage_state() -> None:
 
 def test_environment_variables_configure_the_limiter() -> None:
     environ = {
-        "HARDENKIT_RATELIMIT_DEFAULT": "2/minute",
+        "HARDENKIT_RATELIMIT_DEFAULT": "2/hour",
         "HARDENKIT_RATELIMIT_STRATEGY": "moving-window",
         "HARDENKIT_RATELIMIT_HEADERS": "none",
         "HARDENKIT_RATELIMIT_EXEMPT_PATHS": "/health, /other",
@@ -861,7 +874,7 @@ def test_environment_variables_configure_the_limiter() -> None:
 
 def test_harden_style_install_with_storage_option() -> None:
     app = Starlette(routes=make_app().routes)
-    Kit().register(RateLimitMiddleware, default="1/minute", storage="memory://").install(app)
+    Kit().register(RateLimitMiddleware, default="1/hour", storage="memory://").install(app)
     with client_for(app) as client:
         assert [client.get("/").status_code for _ in range(2)] == [200, 429]
 
@@ -873,7 +886,7 @@ async def test_lifespan_and_other_scopes_pass_straight_through() -> None:
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         seen.append(scope["type"])
 
-    app = RateLimitMiddleware(inner, default="1/minute")
+    app = RateLimitMiddleware(inner, default="1/hour")
     for _ in range(3):
         await app({"type": "lifespan"}, _never_receive, _never_send)
     assert seen == ["lifespan"] * 3
@@ -897,15 +910,15 @@ async def _never_send(message: Message) -> None:  # pragma: no cover - never cal
         ({"default": 5}, "expected a limit string"),
         ({"default": [5]}, "expected a limit string"),
         ({"default": []}, "no limit given"),
-        ({"default": "0/minute"}, "allows nothing"),
-        ({"policies": {"bad name": "1/minute"}}, "policy name"),
-        ({"policies": {"default": "1/minute"}}, "default= option"),
+        ({"default": "0/hour"}, "allows nothing"),
+        ({"policies": {"bad name": "1/hour"}}, "policy name"),
+        ({"policies": {"default": "1/hour"}}, "default= option"),
         ({"rules": "nope"}, "list of"),
         ({"rules": [("/x",)]}, "pair"),
-        ({"rules": [("x", "1/minute")]}, "must start with '/'"),
-        ({"rules": [("GET/POST /x", "1/minute")]}, "optional method"),
-        ({"rules": [(5, "1/minute")]}, "rule pattern"),
-        ({"rules": [("/x/{a:nosuch}", "1/minute")]}, "bad path pattern"),
+        ({"rules": [("x", "1/hour")]}, "must start with '/'"),
+        ({"rules": [("GET/POST /x", "1/hour")]}, "optional method"),
+        ({"rules": [(5, "1/hour")]}, "rule pattern"),
+        ({"rules": [("/x/{a:nosuch}", "1/hour")]}, "bad path pattern"),
         ({"rules": [("/x", "unknown-policy")]}, "neither a policy name"),
         ({"key": "cookie:session"}, "header:<Name>"),
         ({"key": "header:bad name"}, "not a valid HTTP header name"),
@@ -927,8 +940,8 @@ async def _never_send(message: Message) -> None:  # pragma: no cover - never cal
         ({"allow": [""]}, "allow"),
         ({"allow": ["10.0.0.0/33"]}, "not an IP address"),
         ({"overrides": ["x"]}, "overrides"),
-        ({"overrides": {"": "1/minute"}}, "non-empty"),
-        ({"overrides": {"k": {"nope": "1/minute"}}}, "no policy named"),
+        ({"overrides": {"": "1/hour"}}, "non-empty"),
+        ({"overrides": {"k": {"nope": "1/hour"}}}, "no policy named"),
         ({"overrides": {"k": "lots"}}, "is not a rate limit"),
         ({"cost": -1}, "cost"),
         ({"cost": True}, "cost"),
@@ -952,21 +965,21 @@ def test_configuration_error_is_a_value_error() -> None:
 def test_limit_objects_and_lists_are_accepted() -> None:
     from limits import parse
 
-    app = RateLimitMiddleware(ok_app, default=[parse("1/second"), "5/minute"], policies={"p": ["1/hour"]})
+    app = RateLimitMiddleware(ok_app, default=[parse("1/second"), "5/hour"], policies={"p": ["1/hour"]})
     assert app.default_policy is not None
-    assert [w.name for w in app.default_policy.windows] == ["default-1s", "default-60s"]
+    assert [w.name for w in app.default_policy.windows] == ["default-1s", "default-3600s"]
 
 
 def test_rules_may_name_the_default_policy_and_duplicate_windows_get_distinct_names() -> None:
     from limits import parse
 
-    app = limited(default=parse("1/minute"), rules=[("/other", "default"), ("/ai/*", "1/minute;1/minute")])
+    app = limited(default=parse("1/hour"), rules=[("/other", "default"), ("/ai/*", "1/hour;1/hour")])
     with client_for(app) as client:
         assert client.get("/other").status_code == 200
         assert client.get("/").status_code == 429  # one bucket: /other used the default policy
         assert (
             client.get("/ai/x").headers["ratelimit-policy"]
-            == '"rule-2-60s";q=1;w=60, "rule-2-60s-2";q=1;w=60'
+            == '"rule-2-3600s";q=1;w=3600, "rule-2-3600s-2";q=1;w=3600'
         )
 
 
@@ -979,7 +992,7 @@ async def test_rate_limit_default_policy_and_websocket_refusal_from_an_endpoint_
         if scope["type"] == "http":
             await PlainTextResponse("ok")(scope, receive, send)
 
-    app = RateLimitMiddleware(endpoint, default="1/minute", exempt_paths=["/free"])
+    app = RateLimitMiddleware(endpoint, default="1/hour", exempt_paths=["/free"])
     assert (await call(app, "/free"))[0] == 200  # exempt from the middleware, counted by the check
     status, _, body = await call(app, "/free")
     assert status == 429 and json.loads(body)["violated-policies"] == ["default"]
@@ -1007,9 +1020,9 @@ def test_overrides_and_allow_match_long_keys_too() -> None:
     long_key = "sk-" + "x" * 300
     other = "sk-" + "y" * 300
     app = limited(
-        default="1/minute",
+        default="1/hour",
         key="header:Authorization",
-        overrides={long_key: "3/minute"},
+        overrides={long_key: "3/hour"},
         allow=["ops key with spaces"],
     )
     with client_for(app) as client:
@@ -1034,7 +1047,7 @@ def test_importing_the_limiter_loads_no_storage_backend() -> None:
 
 def test_in_a_kit_the_429_carries_the_request_id_and_probes_are_not_limited() -> None:
     app = Starlette(routes=make_app().routes)
-    kit = Kit().register(RateLimitMiddleware, default="1/minute").register(hk.HeaderContractMiddleware)
+    kit = Kit().register(RateLimitMiddleware, default="1/hour").register(hk.HeaderContractMiddleware)
     kit.register(hk.HealthProbeMiddleware)
     kit.install(app)
     with client_for(app) as client:

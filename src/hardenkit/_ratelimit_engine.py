@@ -213,6 +213,11 @@ class _Generations:
         self.current[key] = entry
 
 
+def sliding_refill(previous: int, left: float, seconds: float) -> float:
+    """Seconds until the sliding window counter frees its next unit (the headers' ``t``)."""
+    return left % (seconds / previous) if previous else left
+
+
 def sliding_wait(previous: int, current: int, left: float, seconds: float, limit: int, cost: int) -> float:
     """Seconds until the sliding window counter admits ``cost`` more units.
 
@@ -305,7 +310,7 @@ class LocalEngine:
 
     def _fresh(self, now: float, window: Window) -> list[Any]:
         if self.strategy == "fixed-window":
-            return [0, now + window.seconds]  # count, end of the window
+            return [0, int(now // window.seconds)]  # count, window index
         if self.strategy == "sliding-window":
             return [int(now // window.seconds), 0, 0]  # window index, current count, previous count
         return [collections.deque(), 0]  # (time, cost) entries, their total
@@ -314,10 +319,11 @@ class LocalEngine:
     # the entry forward in time; _count then adds ``cost``.
     @staticmethod
     def _fixed(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
-        if entry[1] <= now:
+        index = int(now // window.seconds)
+        if entry[1] != index:
             entry[0] = 0
-            entry[1] = now + window.seconds
-        return entry[0], entry[1] - now
+            entry[1] = index
+        return entry[0], (index + 1) * window.seconds - now
 
     @staticmethod
     def _sliding(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
@@ -329,12 +335,7 @@ class LocalEngine:
             entry[0] = index
         left = seconds - (now - index * seconds)  # until the current window ends
         previous = entry[2]
-        used = math.floor(previous * left / seconds) + entry[1]
-        if previous:
-            reset = left % (seconds / previous)
-        else:
-            reset = left
-        return used, reset
+        return math.floor(previous * left / seconds) + entry[1], sliding_refill(previous, left, seconds)
 
     @staticmethod
     def _moving(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
@@ -428,133 +429,68 @@ class AsyncEngine:
 
 # -- one Lua script per request on Redis / Valkey ------------------------------------------
 
+# Both scripts use clock-aligned windows, like LocalEngine: the caller puts the window
+# index in the key names, so a script needs no TTL read, and the common case is one
+# INCRBY inside the script (plus one PEXPIRE per key and window).
+
 # KEYS: one key per limit. ARGV: cost, peek (0/1), then limit and window (ms) per limit.
-# Returns {allowed, then per limit: violated, remaining, ms until reset}.
+# Returns "allowed used1 used2 ..." (units used before this request).
 _FIXED_WINDOW_LUA = """
 local cost = tonumber(ARGV[1])
-local peek = ARGV[2] == '1'
-local counts = {}
+local n = #KEYS
+local used = {}
 local ok = 1
-for i = 1, #KEYS do
-  local c = tonumber(redis.call('get', KEYS[i]) or '0')
-  counts[i] = c
-  if c + cost > tonumber(ARGV[1 + 2 * i]) then ok = 0 end
-end
-local out = {ok}
-for i = 1, #KEYS do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i])
-  local c = counts[i]
-  local ttl
-  if ok == 1 and not peek and cost > 0 then
-    c = redis.call('incrby', KEYS[i], cost)
-    if c == cost then
-      redis.call('pexpire', KEYS[i], window)
-      ttl = window
-    else
-      ttl = redis.call('pttl', KEYS[i])
-    end
-  else
-    ttl = redis.call('pttl', KEYS[i])
+if ARGV[2] == '1' or cost == 0 then
+  local counts = redis.call('mget', unpack(KEYS))
+  for i = 1, n do
+    used[i] = tonumber(counts[i]) or 0
+    if used[i] + cost > tonumber(ARGV[1 + 2 * i]) then ok = 0 end
   end
-  if ttl == -1 then
-    redis.call('pexpire', KEYS[i], window)
-    ttl = window
-  elseif ttl < 0 then
-    ttl = window
+else
+  for i = 1, n do
+    local c = redis.call('incrby', KEYS[i], cost)
+    if c == cost then redis.call('pexpire', KEYS[i], ARGV[2 + 2 * i]) end
+    used[i] = c - cost
+    if c > tonumber(ARGV[1 + 2 * i]) then ok = 0 end
   end
-  local violated = 0
-  if counts[i] + cost > limit then violated = 1 end
-  out[#out + 1] = violated
-  out[#out + 1] = math.max(0, limit - c)
-  out[#out + 1] = ttl
+  -- A refused request gives back what it took. (With one limit and a cost of 1 the
+  -- excess changes no decision, the window being full until it ends: skip the call.)
+  if ok == 0 and (n > 1 or cost > 1) then
+    for i = 1, n do redis.call('decrby', KEYS[i], cost) end
+  end
 end
-return table.concat(out, " ")
+return ok .. ' ' .. table.concat(used, ' ')
 """
 
-# The sliding window counter of limits' acquire_sliding_window.lua (same keys: the
-# current window, and "/-1" for the previous one), for several limits at once.
-# KEYS: previous and current key per limit.
+# limits' sliding window counter on clock-aligned windows (as its MemoryStorage does).
+# KEYS: previous and current window key per limit. ARGV: cost, peek (0/1), then limit,
+# window (ms) and time elapsed in the current window (ms) per limit.
+# Returns "allowed" then per limit "used previous current" (before this request).
 _SLIDING_WINDOW_LUA = """
-local function wait(pc, cc, left, window, limit, cost)
-  -- ms until floor(pc * weight) + cc + cost <= limit (see sliding_wait in Python)
-  local room = limit - cost
-  if room < 0 then return left + window end
-  if cc <= room and pc > 0 then
-    return math.max(0, left - (room - cc + 1) * window / pc) + 1
-  end
-  if cc <= room then return 0 end
-  return left + math.max(0, window - (room + 1) * window / cc) + 1
-end
 local cost = tonumber(ARGV[1])
-local peek = ARGV[2] == '1'
 local n = #KEYS / 2
-local state = {}
+local counts = redis.call('mget', unpack(KEYS))
+local out = {}
 local ok = 1
 for i = 1, n do
-  local prev, cur = KEYS[2 * i - 1], KEYS[2 * i]
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i])
-  local cur_ttl = tonumber(redis.call('pttl', cur))
-  if cur_ttl > 0 and cur_ttl < window then
-    -- the current window is over: it becomes the previous one
-    redis.call('rename', cur, prev)
-    redis.call('set', cur, 0, 'PX', cur_ttl + window)
-    cur_ttl = cur_ttl + window
-  end
-  local pc = tonumber(redis.call('get', prev) or '0')
-  local pttl = 0
-  if pc > 0 then
-    pttl = tonumber(redis.call('pttl', prev))
-    if pttl < 0 then pttl = 0 end
-  end
-  local cc = tonumber(redis.call('get', cur) or '0')
-  local weighted = math.floor(pc * pttl / window) + cc
-  local violated = 0
-  if weighted + cost > limit then
-    violated = 1
-    ok = 0
-  end
-  state[i] = {weighted, violated, pc, pttl, cc, cur_ttl}
+  local limit = tonumber(ARGV[3 * i])
+  local window = tonumber(ARGV[3 * i + 1])
+  local elapsed = tonumber(ARGV[3 * i + 2])
+  local pc = tonumber(counts[2 * i - 1]) or 0
+  local cc = tonumber(counts[2 * i]) or 0
+  local used = math.floor(pc * (window - elapsed) / window) + cc
+  if used + cost > limit then ok = 0 end
+  out[3 * i - 2] = used
+  out[3 * i - 1] = pc
+  out[3 * i] = cc
 end
-local out = {ok}
-for i = 1, n do
-  local cur = KEYS[2 * i]
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i])
-  local s = state[i]
-  local used = s[1]
-  local pc, pttl, cc, cur_ttl = s[3], s[4], s[5], s[6]
-  if ok == 1 and not peek and cost > 0 then
-    if cur_ttl > 0 then
-      redis.call('incrby', cur, cost)
-    else
-      redis.call('set', cur, cost, 'PX', window * 2)
-      cur_ttl = window * 2
-    end
-    used = used + cost
-    cc = cc + cost
+if ok == 1 and ARGV[2] ~= '1' and cost > 0 then
+  for i = 1, n do
+    local c = redis.call('incrby', KEYS[2 * i], cost)
+    if c == cost then redis.call('pexpire', KEYS[2 * i], 2 * tonumber(ARGV[3 * i + 1])) end
   end
-  local reset = 0
-  if s[2] == 1 then
-    local left = window
-    if cur_ttl > window then
-      left = cur_ttl - window
-    elseif pc > 0 then
-      left = pttl
-    end
-    reset = wait(pc, cc, left, window, limit, cost)
-  elseif pc > 0 then
-    reset = math.fmod(pttl, window / pc)
-  elseif cc > 0 then
-    reset = math.fmod(cur_ttl, window)
-    if reset <= 0 then reset = window end
-  end
-  out[#out + 1] = s[2]
-  out[#out + 1] = math.max(0, limit - used)
-  out[#out + 1] = math.ceil(reset)
 end
-return table.concat(out, " ")
+return ok .. ' ' .. table.concat(out, ' ')
 """
 
 
@@ -564,8 +500,9 @@ class ScriptEngine:
     Requests that arrive while others wait on Redis are sent together in one
     pipeline (auto-pipelining): still one atomic script call per request, but one
     network round trip and one connection checkout per batch, which is most of the
-    cost of a redis-py call. The script answers with one short string ("1 0 99
-    3600000") because parsing a flat RESP array costs more than ``split()``.
+    cost of a redis-py call. The script answers with one short string ("1 41")
+    because parsing a flat RESP array costs more than ``split()``; the caller
+    derives the reset times from the clock-aligned windows.
     """
 
     def __init__(
@@ -589,34 +526,47 @@ class ScriptEngine:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def keys(self, windows: Sequence[Window], namespace: str, client: str) -> list[str]:
-        # One hash tag per (policy, client): all keys of a request live on one cluster slot.
-        tag = f"{self.prefix}:{{{namespace}/{client}}}"
-        keys: list[str] = []
-        for window in windows:
-            base = f"{tag}/{window.tag}"
-            if self.sliding:
-                keys.append(f"{base}/-1")
-            keys.append(base)
-        return keys
-
     async def acquire(
         self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
     ) -> Decision:
-        keys = self.keys(windows, namespace, client)
-        call: list[Any] = [len(keys), *keys, max(0, cost), 1 if peek else 0]
+        now = time.time()
+        cost = max(0, cost)
+        # One hash tag per (policy, client): all keys of a request live on one cluster slot.
+        tag = f"{self.prefix}:{{{namespace}/{client}}}"
+        keys: list[str] = []
+        args: list[Any] = [cost, 1 if peek else 0]
         for window in windows:
-            call += (window.amount, window.seconds * 1000)
-        if self.batching:
-            reply = await self._batched(call)
-        else:
-            reply = await self._evalsha(call)
+            index = int(now // window.seconds)
+            if self.sliding:
+                keys += (f"{tag}/{window.tag}/{index - 1}", f"{tag}/{window.tag}/{index}")
+                args += (window.amount, window.seconds * 1000, int((now - index * window.seconds) * 1000))
+            else:
+                keys.append(f"{tag}/{window.tag}/{index}")
+                args += (window.amount, window.seconds * 1000)
+        call = [len(keys), *keys, *args]
+        reply = await (self._batched(call) if self.batching else self._evalsha(call))
         values = [int(part) for part in reply.split()]
-        stats = tuple(
-            Stat(window, values[2 + 3 * i], values[3 + 3 * i] / 1000.0, bool(values[1 + 3 * i]))
-            for i, window in enumerate(windows)
-        )
-        return Decision(bool(values[0]), stats)
+        allowed = values[0] == 1
+        counted = allowed and not peek and cost > 0
+        stats = []
+        for i, window in enumerate(windows):
+            seconds = window.seconds
+            left = seconds - (now - int(now // seconds) * seconds)
+            if self.sliding:
+                used, previous, current = values[1 + 3 * i : 4 + 3 * i]
+                violated = used + cost > window.amount
+                if violated:
+                    reset = sliding_wait(previous, current, left, seconds, window.amount, cost)
+                else:
+                    reset = sliding_refill(previous, left, seconds)
+            else:
+                used = values[1 + i]
+                violated = used + cost > window.amount
+                reset = left
+            if counted:
+                used += cost
+            stats.append(Stat(window, max(0, window.amount - used), reset, violated))
+        return Decision(allowed, tuple(stats))
 
     async def _evalsha(self, call: list[Any]) -> Any:
         try:

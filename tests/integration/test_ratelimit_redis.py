@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -71,6 +72,12 @@ async def limiter(app: Any, **options: Any) -> AsyncIterator[RateLimitMiddleware
         await middleware.aclose()
 
 
+async def start_of_a_second() -> None:
+    """Sleep to just after the next whole second (windows are clock-aligned)."""
+    now = time.time()
+    await anyio.sleep(math.ceil(now) - now + 0.01)
+
+
 def evalsha_calls(redis_server: RedisServer) -> int:
     return redis_server.command_stats().get("evalsha", 0)
 
@@ -83,7 +90,9 @@ def evalsha_calls(redis_server: RedisServer) -> int:
 async def test_300_concurrent_requests_against_100_admit_exactly_100(
     redis_server: RedisServer, strategy: str
 ) -> None:
-    async with limiter(slow_app, default="100/hour", storage=redis_server.url, strategy=strategy) as app:
+    async with limiter(
+        slow_app, default="100 per 100 days", storage=redis_server.url, strategy=strategy
+    ) as app:
         statuses: list[int] = []
 
         async def one() -> None:
@@ -100,9 +109,7 @@ async def test_300_concurrent_requests_against_100_admit_exactly_100(
 @pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window"])
 @pytest.mark.anyio
 async def test_one_redis_command_per_request_with_headers(redis_server: RedisServer, strategy: str) -> None:
-    async with limiter(
-        ok_app, default="5/minute;50/hour", storage=redis_server.url, strategy=strategy
-    ) as app:
+    async with limiter(ok_app, default="5/hour;50/day", storage=redis_server.url, strategy=strategy) as app:
         await call(app)  # loads the script
         before = redis_server.command_stats()
         results = [await call(app) for _ in range(6)]
@@ -113,18 +120,38 @@ async def test_one_redis_command_per_request_with_headers(redis_server: RedisSer
         assert after.get("script|load", 0) == before.get("script|load", 0)
         assert [status for status, _, _ in results] == [200, 200, 200, 200, 429, 429]
         _, head, _ = results[0]
-        assert head["ratelimit-policy"] == '"default-60s";q=5;w=60, "default-3600s";q=50;w=3600'
-        assert '"default-60s";r=3;' in head["ratelimit"] and '"default-3600s";r=48;' in head["ratelimit"]
+        assert head["ratelimit-policy"] == '"default-3600s";q=5;w=3600, "default-86400s";q=50;w=86400'
+        assert '"default-3600s";r=3;' in head["ratelimit"] and '"default-86400s";r=48;' in head["ratelimit"]
         status, head, body = results[-1]
-        assert json.loads(body)["violated-policies"] == ["default-60s"]
-        assert 1 <= int(head["retry-after"]) <= 60
+        assert json.loads(body)["violated-policies"] == ["default-3600s"]
+        assert 1 <= int(head["retry-after"]) <= 3600
         # A refused request did not count on the hour limit.
-        assert '"default-3600s";r=45;' in head["ratelimit"]
+        assert '"default-86400s";r=45;' in head["ratelimit"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "inside"), [("fixed-window", {"incrby": 10}), ("sliding-window", {"mget": 10, "incrby": 10})]
+)
+@pytest.mark.anyio
+async def test_redis_commands_per_request_in_commandstats(
+    redis_server: RedisServer, strategy: str, inside: dict[str, int]
+) -> None:
+    async with limiter(ok_app, default="100/hour", storage=redis_server.url, strategy=strategy) as app:
+        await call(app)  # loads the script, sets the window's expiry
+        before = redis_server.command_stats()
+        for _ in range(10):
+            assert (await call(app))[0] == 200
+        after = redis_server.command_stats()
+    delta = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+    for own in ("info", "hello"):  # command_stats() itself
+        delta.pop(own, None)
+    assert delta == {"evalsha": 10, **inside}
 
 
 @pytest.mark.anyio
 async def test_fixed_window_resets_after_its_window_in_redis(redis_server: RedisServer) -> None:
     async with limiter(ok_app, default="2/second", storage=redis_server.url, strategy="fixed-window") as app:
+        await start_of_a_second()
         assert [(await call(app))[0] for _ in range(3)] == [200, 200, 429]
         await anyio.sleep(1.1)
         assert (await call(app))[0] == 200
@@ -133,13 +160,15 @@ async def test_fixed_window_resets_after_its_window_in_redis(redis_server: Redis
 @pytest.mark.anyio
 async def test_sliding_window_refills_in_redis(redis_server: RedisServer) -> None:
     async with limiter(ok_app, default="2/second", storage=redis_server.url) as app:
+        await start_of_a_second()
         assert [(await call(app))[0] for _ in range(2)] == [200, 200]
         status, head, _ = await call(app)
         assert status == 429
         # Retry-After is honest: retrying after it is admitted.
         await anyio.sleep(int(head["retry-after"]))
         assert (await call(app))[0] == 200
-        await anyio.sleep(2.05)
+        await anyio.sleep(1.05)
+        await start_of_a_second()  # the previous window is now empty
         assert [(await call(app))[0] for _ in range(3)] == [200, 200, 429]
 
 
@@ -155,8 +184,8 @@ async def test_count_when_and_endpoint_limits_with_redis(redis_server: RedisServ
 
     async with limiter(
         endpoint,
-        default="2/minute",
-        policies={"export": "1/minute"},
+        default="2/hour",
+        policies={"export": "1/hour"},
         storage=redis_server.url,
         count_when=lambda status: status >= 400,
     ) as app:
@@ -172,7 +201,7 @@ async def test_moving_window_on_redis_uses_limits_strategies_with_several_limits
 ) -> None:
     async with limiter(
         ok_app,
-        default="2/second;3/minute",
+        default="2/second;3/hour",
         storage=redis_server.url,
         strategy="moving-window",
         cost=lambda scope: 0 if scope["path"] == "/free" else 1,
@@ -181,7 +210,7 @@ async def test_moving_window_on_redis_uses_limits_strategies_with_several_limits
         assert {(await call(app, "/free"))[0] for _ in range(3)} == {200}
         status, head, body = await call(app)
         assert json.loads(body)["violated-policies"] == ["default-1s"]
-        assert '"default-60s";r=1;' in head["ratelimit"]
+        assert '"default-3600s";r=1;' in head["ratelimit"]
 
 
 @pytest.mark.anyio
@@ -193,7 +222,7 @@ async def test_endpoint_check_while_the_storage_is_down_in_deny_mode(redis_serve
         await PlainTextResponse("ok")(scope, receive, send)
 
     async with limiter(
-        endpoint, default=None, policies={"ai": "5/minute"}, storage=redis_server.url, on_storage_error="deny"
+        endpoint, default=None, policies={"ai": "5/hour"}, storage=redis_server.url, on_storage_error="deny"
     ) as app:
         assert (await call(app))[0] == 200
         redis_server.stop()
@@ -205,7 +234,7 @@ async def test_endpoint_check_while_the_storage_is_down_in_deny_mode(redis_serve
 async def test_a_burst_when_redis_dies_logs_once_and_never_fails(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with limiter(slow_app, default="1000/minute", storage=redis_server.url) as app:
+    async with limiter(slow_app, default="1000/hour", storage=redis_server.url) as app:
         await call(app)
         redis_server.stop()
         statuses: list[int] = []
@@ -225,7 +254,10 @@ async def test_a_burst_when_redis_dies_logs_once_and_never_fails(
 @pytest.mark.anyio
 async def test_trio_uses_limits_sync_storage_in_threads(redis_server: RedisServer) -> None:
     async with limiter(
-        slow_app, default="10/hour;1000/day", storage=redis_server.url, strategy="fixed-window"
+        slow_app,
+        default="10 per 100 days;1000 per 100 days",
+        storage=redis_server.url,
+        strategy="fixed-window",
     ) as app:
         statuses: list[int] = []
 
@@ -249,7 +281,7 @@ def test_limits_are_shared_across_event_loops(redis_server: RedisServer) -> None
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/", index)])
-    app.add_middleware(RateLimitMiddleware, default="3/minute", storage=redis_server.url)
+    app.add_middleware(RateLimitMiddleware, default="3/hour", storage=redis_server.url)
     for expected in ([200, 200], [200, 429]):
         with TestClient(app) as client:
             assert [client.get("/").status_code for _ in range(2)] == expected
@@ -271,7 +303,7 @@ async def test_redis_killed_mid_test_degrades_as_configured_and_recovers(
 ) -> None:
     caplog.set_level(logging.INFO, "hardenkit.ratelimit")
     async with limiter(
-        ok_app, default="3/minute", storage=redis_server.url, on_storage_error=mode, strategy="fixed-window"
+        ok_app, default="3/hour", storage=redis_server.url, on_storage_error=mode, strategy="fixed-window"
     ) as app:
         assert [(await call(app))[0] for _ in range(2)] == [200, 200]
         assert app.guard.state()["healthy"] is True
@@ -324,7 +356,7 @@ async def test_redis_killed_mid_test_degrades_as_configured_and_recovers(
 async def test_storage_is_not_retried_on_every_request_while_down(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with limiter(ok_app, default="3/minute", storage=redis_server.url, on_storage_error="allow") as app:
+    async with limiter(ok_app, default="3/hour", storage=redis_server.url, on_storage_error="allow") as app:
         await call(app)
         redis_server.stop()
         attempts = 0
@@ -357,7 +389,7 @@ async def test_a_hanging_storage_times_out_into_the_fallback(
 ) -> None:
     async with limiter(
         ok_app,
-        default="1/minute",
+        default="1/hour",
         storage=f"redis://127.0.0.1:{silent_server}/0",
         storage_timeout=0.2,
         on_storage_error="memory",
@@ -378,13 +410,14 @@ def test_storage_password_is_masked_in_state_and_logs() -> None:
 
 @pytest.mark.slow
 def test_two_uvicorn_processes_share_one_limit_exactly(redis_server: RedisServer) -> None:
-    env = {"REDIS_URL": redis_server.url, "RATE_LIMIT": "50/hour"}
+    # Long clock-aligned windows: the test never straddles a window boundary.
+    env = {"REDIS_URL": redis_server.url, "RATE_LIMIT": "50 per 100 days", "EXPORT_LIMIT": "5 per 100 days"}
     with (
         uvicorn_server("ratelimit_redis:app", env=env) as (url_a, _),
         uvicorn_server("ratelimit_redis:app", env=env) as (url_b, _),
     ):
         with httpx2.Client() as client:
-            # The example's per-endpoint limit (export: 5/minute) is shared too.
+            # The example's per-endpoint limit (export: 5/hour) is shared too.
             exports = [client.get(f"{(url_a, url_b)[n % 2]}/export").status_code for n in range(6)]
             assert exports == [200, 200, 200, 200, 200, 429]
             assert {client.get(f"{url_a}/healthz").status_code for _ in range(3)} == {200}  # exempt
