@@ -60,11 +60,13 @@ def test_demo_serves_the_hardened_demo_app_on_loopback() -> None:
             ok = client.get("/items/1", headers={"X-Request-ID": "demo-1"})
             assert ok.status_code == 200 and ok.json()["name"] == "hammer"
             assert ok.headers["x-request-id"] == "demo-1"
+            assert client.get("/stream").text.count("chunk") == 5
+            assert client.get("/readyz").status_code == 200
+            # Last: after an unhandled exception uvicorn closes that keep-alive connection.
             boom = client.get("/boom")
             assert boom.status_code == 500
             assert boom.headers["content-type"] == "application/problem+json"
             assert boom.json()["request_id"] == boom.headers["x-request-id"]
-            assert client.get("/stream").text.count("chunk") == 5
     finally:
         proc.send_signal(signal.SIGINT)
         try:

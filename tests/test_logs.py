@@ -264,7 +264,9 @@ def test_uvicorn_color_message_duplicate_is_not_printed(as_json: bool) -> None:
     stream = io.StringIO()
     configure_logging(stream=stream, json=as_json)
     logging.getLogger("uvicorn.error").info(
-        "Started server process [%d]", 7, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
+        "Started server process [%d]",
+        7,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
     )
     assert "color_message" not in stream.getvalue()
     assert "Started server process [7]" in stream.getvalue()

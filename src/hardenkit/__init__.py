@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._context import request_id
     from ._headers import HeaderContractMiddleware
     from ._kit import Kit, Wiring, harden
-    from ._ratelimit import RateLimitMiddleware, rate_limit
+    from ._ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
     from .aio import AsyncWrapper, gather_limited, run_sync, to_async
     from .errors import (
         CallTimeout,
@@ -53,6 +53,8 @@ _LAZY: dict[str, str] = {
     "Kit": "._kit",
     "LockError": ".errors",
     "LockTimeout": ".errors",
+    "RateLimitBreach": "._ratelimit",
+    "RateLimitExceeded": "._ratelimit",
     "RateLimitMiddleware": "._ratelimit",
     "RedactingFilter": ".logs",
     "Redactor": ".logs",
@@ -84,6 +86,8 @@ __all__ = [
     "Kit",
     "LockError",
     "LockTimeout",
+    "RateLimitBreach",
+    "RateLimitExceeded",
     "RateLimitMiddleware",
     "RedactingFilter",
     "Redactor",

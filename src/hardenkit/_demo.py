@@ -45,7 +45,9 @@ def main(argv: list[str]) -> int:
         print(_INSTALL_HINT, file=sys.stderr)
         return 1
     if args.redis:
+        # Shared limits through Redis; per-process limits while it is unreachable.
         os.environ["HARDENKIT_RATELIMIT_STORAGE"] = args.redis
+        os.environ.setdefault("HARDENKIT_RATELIMIT_ON_STORAGE_ERROR", "memory")
     from .logs import configure_logging
 
     configure_logging(level="INFO", json=False)

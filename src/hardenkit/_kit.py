@@ -447,6 +447,7 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     ("health", "hardenkit.health:HealthProbeMiddleware", {}),
     ("headers", "hardenkit._headers:HeaderContractMiddleware", {}),
     ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
+    ("ratelimit", "hardenkit._ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
 ]
 
 
