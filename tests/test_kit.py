@@ -430,6 +430,29 @@ def test_from_env_header_contract_variables() -> None:
         ).install(make_app())
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HARDENKIT_HEADERS_LATENCY_HEADER", "X Bad Name"),
+        ("HARDENKIT_HEADERS_HSTS", "max-age=1\x07"),
+        ("HARDENKIT_HEADERS_REQUEST_ID_HEADER", "X-Request-ID\r"),
+    ],
+)
+def test_from_env_value_refused_by_the_component_names_the_variable(variable: str, value: str) -> None:
+    kit = hk.Kit.from_env({variable: value}).register(hk.HeaderContractMiddleware)
+    with pytest.raises(hk.ConfigurationError, match=variable):
+        kit.install(make_app())
+    with pytest.raises(hk.ConfigurationError, match=variable):
+        kit.wrap(bare_asgi)
+
+
+def test_from_env_refused_value_is_not_blamed_when_an_explicit_option_wins() -> None:
+    kit = hk.Kit.from_env({"HARDENKIT_HEADERS_LATENCY_HEADER": "X Bad"}).register(
+        hk.HeaderContractMiddleware, latency_header="X-Time"
+    )
+    assert "x-time" in TestClient(kit.install(make_app())).get("/").headers
+
+
 def test_plain_kit_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARDENKIT_PROBE_PATH", "/ping")
     client = TestClient(hk.Kit().register(Probe).install(make_app()))

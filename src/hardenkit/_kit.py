@@ -331,7 +331,10 @@ class Kit:
         wiring = Wiring()
         resolved: list[tuple[_Entry, dict[str, Any]]] = []
         for entry in self._ordered():
-            options = {**self._env_options(entry), **entry.options}
+            from_env = self._env_options(entry)
+            options = {**from_env, **entry.options}
+            if any(name not in entry.options for name in from_env):
+                _check_env_options(entry, options, from_env)
             resolved.append((entry, options))
         # Declarations first (outermost first), so that every instance sees all of them.
         for entry, options in resolved:
@@ -353,6 +356,7 @@ class Kit:
         return wiring, final
 
     def _env_options(self, entry: _Entry) -> dict[str, Any]:
+        """Options read from HARDENKIT_<COMPONENT>_<OPTION>; remembers which variable gave which."""
         if self._environ is None:
             return {}
         component = getattr(entry.cls, "hardenkit_env_name", None)
@@ -375,6 +379,7 @@ class Kit:
                 values[option] = table[option](text)
             except (ValueError, TypeError) as exc:
                 raise ConfigurationError(f"{variable}={text!r}: {exc}") from None
+            entry.env_applied[option] = f"{variable}={text!r}"
         return values
 
     # -- installation ---------------------------------------------------------------
@@ -421,6 +426,22 @@ class Kit:
     def __repr__(self) -> str:
         layers = " > ".join(_short(entry.cls) for entry in self._ordered())
         return f"<Kit {layers or '(empty)'} > app>"
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover - never called
+    raise RuntimeError("placeholder app used to validate options")
+
+
+def _check_env_options(entry: _Entry, options: dict[str, Any], from_env: Mapping[str, Any]) -> None:
+    """Build the component once, aside, so that an option read from a variable and
+    refused by the component names the variable (Starlette builds its middleware
+    only at the first request, too late for a clear message)."""
+    kwargs = {**options, "kit": Wiring()} if _is_component(entry.cls) else options
+    try:
+        entry.cls(_no_app, *entry.args, **kwargs)
+    except ConfigurationError as exc:
+        used = [entry.env_applied[name] for name in from_env if name not in entry.options]
+        raise ConfigurationError(f"{exc} (set by {', '.join(used)})") from None
 
 
 def _short_repr(value: Any) -> str:
