@@ -469,6 +469,21 @@ def test_harden_installs_the_default_set() -> None:
     assert "x-request-id" in response.headers and "x-latency-ms" in response.headers
 
 
+def test_harden_limits_request_bodies_with_starlettes_middleware() -> None:
+    async def upload(request: Request) -> Response:
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = Starlette(routes=[Route("/upload", upload, methods=["POST"])])
+    client = TestClient(hk.harden(app, env=False))
+    assert client.post("/upload", content=b"x" * 1000).text == "1000"
+    too_big = client.post("/upload", content=b"x" * (1_048_576 + 1))
+    assert too_big.status_code == 413
+    assert "x-request-id" in too_big.headers and "x-latency-ms" in too_big.headers
+    app = Starlette(routes=[Route("/upload", upload, methods=["POST"])])
+    client = TestClient(hk.harden(app, env=False, body_limit={"max_body_size": 10}))
+    assert client.post("/upload", content=b"x" * 11).status_code == 413
+
+
 def test_harden_overrides_and_leaving_out() -> None:
     app = hk.harden(make_app(), env=False, headers={"security_headers": "web"})
     assert TestClient(app).get("/").headers["x-frame-options"] == "SAMEORIGIN"

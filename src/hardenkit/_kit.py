@@ -469,6 +469,12 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     ("headers", "hardenkit._headers:HeaderContractMiddleware", {}),
     ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
     ("ratelimit", "hardenkit._ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
+    # Starlette's own; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
+    (
+        "body_limit",
+        "starlette.middleware.body_limit:RequestBodyLimitMiddleware",
+        {"max_body_size": 1_048_576},
+    ),
 ]
 
 
