@@ -431,7 +431,8 @@ class AsyncEngine:
 
 # Both scripts use clock-aligned windows, like LocalEngine: the caller puts the window
 # index in the key names, so a script needs no TTL read, and the common case is one
-# INCRBY inside the script (plus one PEXPIRE per key and window).
+# command inside the script (INCRBY or BITFIELD; INFO commandstats counts it and the
+# EVALSHA: 2 per request), plus a few once per key and window.
 
 # KEYS: one key per limit. ARGV: cost, peek (0/1), then limit and window (ms) per limit.
 # Returns "allowed used1 used2 ..." (units used before this request).
@@ -462,33 +463,87 @@ end
 return ok .. ' ' .. table.concat(used, ' ')
 """
 
-# limits' sliding window counter on clock-aligned windows (as its MemoryStorage does).
-# KEYS: previous and current window key per limit. ARGV: cost, peek (0/1), then limit,
-# window (ms) and time elapsed in the current window (ms) per limit.
-# Returns "allowed" then per limit "used previous current" (before this request).
+# limits' sliding window counter on clock-aligned windows (as its MemoryStorage does),
+# in one BITFIELD per request. Each (policy, client, limit, window index) key holds two
+# 40-bit fields: #0 the window's count, #1 the previous window's final count + 1 (0: not
+# set), copied from the previous key once, when the key is made (SET ... PX, so no key
+# lives without an expiry). The caller remembers that snapshot from an earlier answer
+# and sends it: the room it implies makes one BITFIELD a conditional increment
+# (OVERFLOW FAIL: "+ (max - room)" fails unless count <= room, and "- (max - room - cost)"
+# then restores count + cost), and the same BITFIELD reads the snapshot to confirm it.
+# Without a known snapshot (first request of this process for this client and window)
+# or when it does not match (the key expired or Redis restarted), one MGET of both keys
+# decides and one write counts.
+# KEYS: current and previous window key per limit. ARGV: cost, peek (0/1), then limit,
+# window (ms), time elapsed in the current window (ms) and the known previous count
+# (-1: unknown) per limit. Returns "allowed" then per limit "used previous current"
+# (before this request).
 _SLIDING_WINDOW_LUA = """
 local cost = tonumber(ARGV[1])
+local count = ARGV[2] ~= '1' and cost > 0
 local n = #KEYS / 2
-local counts = redis.call('mget', unpack(KEYS))
-local out = {}
+local top = 1099511627775
 local ok = 1
+local state = {}
 for i = 1, n do
-  local limit = tonumber(ARGV[3 * i])
-  local window = tonumber(ARGV[3 * i + 1])
-  local elapsed = tonumber(ARGV[3 * i + 2])
-  local pc = tonumber(counts[2 * i - 1]) or 0
-  local cc = tonumber(counts[2 * i]) or 0
-  local used = math.floor(pc * (window - elapsed) / window) + cc
-  if used + cost > limit then ok = 0 end
-  out[3 * i - 2] = used
-  out[3 * i - 1] = pc
-  out[3 * i] = cc
-end
-if ok == 1 and ARGV[2] ~= '1' and cost > 0 then
-  for i = 1, n do
-    local c = redis.call('incrby', KEYS[2 * i], cost)
-    if c == cost then redis.call('pexpire', KEYS[2 * i], 2 * tonumber(ARGV[3 * i + 1])) end
+  local cur, prev = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit = tonumber(ARGV[4 * i - 1])
+  local window = tonumber(ARGV[4 * i])
+  local left = window - tonumber(ARGV[4 * i + 1])
+  local known = tonumber(ARGV[4 * i + 2])
+  local s = {cur = cur, window = window}
+  local pc, cc, snap
+  if count and known >= 0 and ok == 1 then
+    local room = limit - math.floor(known * left / window) - cost
+    if room > 549755813887 then room = 549755813887 end
+    local up = top - room
+    local r = redis.call('bitfield', cur, 'OVERFLOW', 'FAIL', 'GET', 'u40', '#1', 'GET', 'u40', '#0',
+      'INCRBY', 'u40', '#0', string.format('%d', up), 'INCRBY', 'u40', '#0', string.format('%d', cost - up))
+    snap, cc = r[1], r[2]
+    if snap == known + 1 then
+      pc = known
+      s.counted = r[4] ~= false
+    elseif r[4] ~= false then
+      redis.call('bitfield', cur, 'INCRBY', 'u40', '#0', -cost)
+    end
+    if snap == 0 then
+      local p = redis.call('get', prev)
+      pc = p and struct.unpack('>I5', p) or 0
+      s.create = true
+    elseif pc == nil then
+      pc = snap - 1
+    end
+  else
+    local v = redis.call('mget', cur, prev)
+    if v[1] then cc, snap = struct.unpack('>I5I5', v[1]) else cc, snap = 0, 0 end
+    if snap > 0 then
+      pc = snap - 1
+    else
+      pc = v[2] and struct.unpack('>I5', v[2]) or 0
+      s.create = true
+    end
   end
+  local used = math.floor(pc * left / window) + cc
+  if used + cost > limit then ok = 0 end
+  s.pc, s.cc, s.used = pc, cc, used
+  state[i] = s
+end
+local out = {}
+for i = 1, n do
+  local s = state[i]
+  if count then
+    local add = (ok == 1 and not s.counted) and cost or 0
+    if ok == 0 and s.counted then
+      redis.call('bitfield', s.cur, 'INCRBY', 'u40', '#0', -cost)
+    elseif s.create then
+      redis.call('set', s.cur, struct.pack('>I5I5', s.cc + add, s.pc + 1), 'PX', 2 * s.window)
+    elseif add > 0 then
+      redis.call('bitfield', s.cur, 'INCRBY', 'u40', '#0', add)
+    end
+  end
+  out[3 * i - 2] = s.used
+  out[3 * i - 1] = s.pc
+  out[3 * i] = s.cc
 end
 return ok .. ' ' .. table.concat(out, ' ')
 """
@@ -516,7 +571,7 @@ class ScriptEngine:
         self.sliding = strategy == "sliding-window"
         self.lua = _SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA
         self.sha = hashlib.sha1(self.lua.encode("utf-8")).hexdigest()
-        self.prefix = f"{key_prefix}:{'sw' if self.sliding else 'fw'}"
+        self.prefix = f"{key_prefix}:{'sw2' if self.sliding else 'fw'}"
         # Cluster pipelines cannot carry scripts across slots: one call per request there.
         self.batching = "cluster" not in scheme_of(uri)
         # Plain Redis/Valkey get a pool with timeouts (client_options); cluster and
@@ -525,6 +580,9 @@ class ScriptEngine:
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Sliding window: current window key -> the previous window's count, as the
+        # script last reported it (see _SLIDING_WINDOW_LUA). Emptied when it grows large.
+        self._known: dict[str, int] = {}
 
     async def acquire(
         self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
@@ -535,14 +593,19 @@ class ScriptEngine:
         tag = f"{self.prefix}:{{{namespace}/{client}}}"
         keys: list[str] = []
         args: list[Any] = [cost, 1 if peek else 0]
+        known = self._known
         for window in windows:
             index = int(now // window.seconds)
             if self.sliding:
-                keys += (f"{tag}/{window.tag}/{index - 1}", f"{tag}/{window.tag}/{index}")
-                args += (window.amount, window.seconds * 1000, int((now - index * window.seconds) * 1000))
+                this = f"{tag}/{window.tag}/{index}"
+                keys += (this, f"{tag}/{window.tag}/{index - 1}")
+                elapsed = int((now - index * window.seconds) * 1000)
+                args += (window.amount, window.seconds * 1000, elapsed, known.get(this, -1))
             else:
                 keys.append(f"{tag}/{window.tag}/{index}")
                 args += (window.amount, window.seconds * 1000)
+        if len(known) > 50_000:
+            known.clear()
         call = [len(keys), *keys, *args]
         reply = await (self._batched(call) if self.batching else self._evalsha(call))
         values = [int(part) for part in reply.split()]
@@ -554,6 +617,8 @@ class ScriptEngine:
             left = seconds - (now - int(now // seconds) * seconds)
             if self.sliding:
                 used, previous, current = values[1 + 3 * i : 4 + 3 * i]
+                # The previous window's count is final: the next request sends it back.
+                known[keys[2 * i]] = previous
                 violated = used + cost > window.amount
                 if violated:
                     reset = sliding_wait(previous, current, left, seconds, window.amount, cost)

@@ -130,7 +130,7 @@ async def test_one_redis_command_per_request_with_headers(redis_server: RedisSer
 
 
 @pytest.mark.parametrize(
-    ("strategy", "inside"), [("fixed-window", {"incrby": 10}), ("sliding-window", {"mget": 10, "incrby": 10})]
+    ("strategy", "inside"), [("fixed-window", {"incrby": 10}), ("sliding-window", {"bitfield": 10})]
 )
 @pytest.mark.anyio
 async def test_redis_commands_per_request_in_commandstats(
@@ -146,6 +146,91 @@ async def test_redis_commands_per_request_in_commandstats(
     for own in ("info", "hello"):  # command_stats() itself
         delta.pop(own, None)
     assert delta == {"evalsha": 10, **inside}
+
+
+async def redis_delta(redis_server: RedisServer, before: dict[str, int]) -> dict[str, int]:
+    after = redis_server.command_stats()
+    delta = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+    for own in ("info", "hello"):  # command_stats() itself
+        delta.pop(own, None)
+    return delta
+
+
+async def keys_and_ttls(url: str) -> dict[bytes, int]:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        return {key: await client.pttl(key) async for key in client.scan_iter("*")}
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_refused_sliding_window_requests_cost_two_commands_too(redis_server: RedisServer) -> None:
+    async with limiter(ok_app, default="3/hour", storage=redis_server.url) as app:
+        await call(app)  # loads the script, makes the window's key
+        before = redis_server.command_stats()
+        statuses = [(await call(app))[0] for _ in range(10)]
+        delta = await redis_delta(redis_server, before)
+    assert statuses == [200, 200] + [429] * 8
+    # The check and the count are one conditional BITFIELD: nothing to give back on a 429.
+    assert delta == {"evalsha": 10, "bitfield": 10}
+
+
+@pytest.mark.anyio
+async def test_sliding_window_survives_lost_keys_and_leaves_none_without_expiry(
+    redis_server: RedisServer,
+) -> None:
+    import redis.asyncio
+
+    options: dict[str, Any] = {"default": "1000 per 100 days", "storage": redis_server.url}
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with limiter(ok_app, **options) as one, limiter(ok_app, **options) as other:
+            assert [(await call(one))[0] for _ in range(3)] == [200] * 3
+            (current,) = [key async for key in client.scan_iter("*")]
+            # The keys are lost (FLUSHALL, a restart without persistence): `one` still
+            # remembers the previous window's count; its next request finds no key,
+            # makes it again from the previous window (absent: 0) with an expiry.
+            await client.flushall()
+            _, head, _ = await call(one)
+            assert '"default";r=999;' in head["ratelimit"]
+            ttls = await keys_and_ttls(redis_server.url)
+            assert list(ttls) == [current] and ttls[current] > 0
+            # Again lost, and this time the previous window had 800 requests: `other` makes
+            # the key with that count, and `one`'s stale memory (0) is corrected by the
+            # key's own copy, so both see the same weighted count.
+            await client.flushall()
+            index = int(current.rsplit(b"/", 1)[1])
+            previous = current.rsplit(b"/", 1)[0] + b"/" + str(index - 1).encode()
+            await client.set(previous, (800).to_bytes(5, "big") + (1).to_bytes(5, "big"), px=60_000)
+            seconds = 100 * 86400
+            weight = 1 - (time.time() - index * seconds) / seconds  # of the previous window
+            _, head_other, _ = await call(other)
+            _, head_one, _ = await call(one)
+            left = int(head_other["ratelimit"].split(";r=")[1].split(";")[0])
+            assert abs(left - (1000 - math.floor(800 * weight) - 1)) <= 1
+            assert f'"default";r={left - 1};' in head_one["ratelimit"]
+            # Every key has an expiry; `one` knows the count again: two commands a request.
+            assert all(ttl > 0 for ttl in (await keys_and_ttls(redis_server.url)).values())
+            before = redis_server.command_stats()
+            await call(one)
+            assert await redis_delta(redis_server, before) == {"evalsha": 1, "bitfield": 1}
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window"])
+@pytest.mark.anyio
+async def test_no_key_is_left_without_an_expiry(redis_server: RedisServer, strategy: str) -> None:
+    async with limiter(
+        ok_app, default="2/hour;5/day", storage=redis_server.url, strategy=strategy, cost=2
+    ) as app:
+        for client in (("203.0.113.1", 1), ("203.0.113.2", 1)):
+            assert [(await call(app, client=client))[0] for _ in range(3)] == [200, 429, 429]
+    ttls = await keys_and_ttls(redis_server.url)
+    assert len(ttls) == 4 and all(ttl > 0 for ttl in ttls.values())
 
 
 @pytest.mark.anyio
