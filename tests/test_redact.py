@@ -608,3 +608,14 @@ def test_containers_that_cannot_be_rebuilt_come_back_as_plain_ones() -> None:
     assert out == {"m": {"e": "[REDACTED:email]"}, "t": ("x",)}
     assert type(out["m"]) is dict and type(out["t"]) is tuple
     assert redactor.redact_obj(_BrokenMapping(a="b")) == "[REDACTED:error]"
+
+
+def test_aws_secret_context_is_the_whole_line_so_redaction_stays_idempotent() -> None:
+    # Found by hypothesis: a placeholder, or a shortened gap, must not make a second pass redact more.
+    text = "aws" + "a" * 120 + "b" * 64 + "-" + "A1b2" * 10 + "@" + "A1b2" * 10 + "\n" + "C3d4" * 10
+    for engine in ("re", "re2"):
+        redactor = Redactor(engine=engine)
+        once = redactor.redact(text)
+        assert redactor.redact(once) == once
+        assert once.count("[REDACTED:aws_secret]") == 2
+        assert once.endswith("\n" + "C3d4" * 10)  # no marker on that line: left alone

@@ -16,6 +16,7 @@ Log content is attacker-controlled, so the engine is built to stay linear:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import importlib
@@ -23,6 +24,7 @@ import ipaddress
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
@@ -385,12 +387,44 @@ def _check_aws_secret(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     ):
         return None
     # Without "/" or "+" a 40-character token could be anything (a request id): only
-    # take it near an AWS marker.
-    if "/" not in value and "+" not in value:
-        window = text[max(0, start - 200) : start].lower()
-        if "aws" not in window and "akia" not in window and "asia" not in window:
-            return None
+    # take it after an AWS marker on the same line.
+    if "/" not in value and "+" not in value and not _aws_marker_before(text, start):
+        return None
     return "aws_secret", start, end
+
+
+_AWS_MARKER = re.compile(r"aws|akia|asia", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9_]{1,40}(?::[^\]\s]{1,20})?\]")
+_NEWLINE = re.compile("\n")
+_aws_markers = threading.local()
+
+
+def _aws_marker_before(text: str, start: int) -> bool:
+    """True when an AWS marker stands earlier on the line of ``start``.
+
+    The whole line counts, not a window of N characters: redaction shortens the
+    text between a marker and a later token, so a distance rule would redact more
+    on a second pass (redact must be idempotent). Markers inside placeholders
+    ("[REDACTED:aws_secret]") do not count, for the same reason. Positions are
+    computed once per text, so many candidates on one long line stay linear.
+    """
+    cache = getattr(_aws_markers, "entry", None)
+    if cache is None or cache[0] is not text:
+        hidden = [match.span() for match in _PLACEHOLDER.finditer(text)]
+        markers = []
+        for match in _AWS_MARKER.finditer(text):
+            at = match.start()
+            index = bisect.bisect_right(hidden, (at, len(text) + 1)) - 1
+            if index < 0 or not (hidden[index][0] <= at < hidden[index][1]):
+                markers.append(at)
+        newlines = [match.start() for match in _NEWLINE.finditer(text)] if "\n" in text else []
+        cache = (text, markers, newlines)
+        _aws_markers.entry = cache
+    _, markers, newlines = cache
+    index = bisect.bisect_left(markers, start) - 1
+    if index < 0:
+        return False
+    return bisect.bisect_left(newlines, markers[index]) == bisect.bisect_left(newlines, start)
 
 
 def _check_bearer(text: str, m: Any, engine: RedactionEngine) -> Verdict:
