@@ -27,7 +27,17 @@ async def index(request: Request) -> Response:
         {
             "service": "hardenkit demo",
             "request_id": hk.request_id(),
-            "try": ["/items/1", "/items/99", "/boom", "/slow", "/stream", "POST /echo"],
+            "try": [
+                "/items/1",
+                "/items/99",
+                "/boom",
+                "/slow",
+                "/stream",
+                "POST /echo",
+                "/livez",
+                "/readyz",
+                "/healthz",
+            ],
         }
     )
 
