@@ -847,7 +847,7 @@ def test_kit_wiring_exposes_headers_and_provides_storage_state() -> None:
     assert state == {
         "healthy": True,
         "mode": "primary",
-        "on_storage_error": "allow",
+        "on_storage_error": "memory",
         "since": None,
         "storage": "memory://",
     }

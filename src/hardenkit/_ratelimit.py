@@ -265,7 +265,7 @@ class RateLimitMiddleware:
         storage: str = "memory://",
         storage_options: Mapping[str, Any] | None = None,
         strategy: str = "sliding-window",
-        on_storage_error: str = "allow",
+        on_storage_error: str = "memory",
         storage_timeout: float = 0.5,
         key_prefix: str = "hardenkit",
         exempt_paths: Sequence[str] | None = None,
