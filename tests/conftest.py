@@ -9,7 +9,6 @@ from hypothesis import settings
 
 from support import RedisServer, redis_binary
 
-
 # Shared machines are slow and noisy: no per-example deadline. In CI the examples
 # are derandomized, so a run is reproducible; local runs keep exploring.
 settings.register_profile("default", deadline=None)
