@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,3 +156,63 @@ def uvicorn_server(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+class AsgiResponse:
+    """What an in-process ASGI call answered."""
+
+    def __init__(self, scope: dict[str, object], messages: list[dict[str, object]]) -> None:
+        start = messages[0]
+        assert start["type"] == "http.response.start", start
+        self.scope = scope
+        self.messages = messages
+        self.status: int = start["status"]  # type: ignore[assignment]
+        self.raw_headers: list[tuple[bytes, bytes]] = list(start.get("headers", []))  # type: ignore[call-overload]
+        self.body = b"".join(m.get("body", b"") for m in messages[1:])  # type: ignore[misc]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-cased names; the last value wins (see ``raw_headers`` for duplicates)."""
+        return {name.decode().lower(): value.decode("latin-1") for name, value in self.raw_headers}
+
+    def header_count(self, name: str) -> int:
+        return sum(1 for key, _ in self.raw_headers if key.decode().lower() == name)
+
+
+async def asgi_request(
+    app: object,
+    path: str = "/",
+    *,
+    method: str = "GET",
+    headers: Sequence[tuple[bytes, bytes]] = ((b"host", b"testserver"),),
+    client: tuple[str, int] | None = ("127.0.0.1", 1234),
+    scheme: str = "http",
+) -> AsgiResponse:
+    """One HTTP request straight into an ASGI app: raw header bytes, no client library.
+
+    The request body is empty; after it, ``receive`` waits for ever (no disconnect),
+    like a client that keeps the connection open.
+    """
+    import anyio
+
+    scope: dict[str, object] = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": scheme, "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": list(headers), "client": client, "server": ("testserver", 80),
+    }  # fmt: skip
+    messages: list[dict[str, object]] = []
+    body_sent = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(message: dict[str, object]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)  # type: ignore[operator]
+    return AsgiResponse(scope, messages)

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 import hardenkit as hk
 from hardenkit._headers import SECURITY_PRESETS, HeaderContractMiddleware
+from support import asgi_request
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 seen_ids: list[str | None] = []
@@ -132,23 +133,8 @@ def test_boundary_length_128_is_valid(client: TestClient) -> None:
 
 async def _raw_call(app: Any, headers: list[tuple[bytes, bytes]], path: str = "/echo") -> dict[str, Any]:
     """Drive the ASGI app directly, with raw header bytes no HTTP client would send."""
-    messages: list[dict[str, Any]] = []
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": headers, "client": ("127.0.0.1", 1234), "server": ("testserver", 80),
-    }  # fmt: skip
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return {"status": start["status"], "headers": start["headers"], "body": body, "scope": scope}
+    response = await asgi_request(app, path, headers=headers)
+    return {"status": response.status, "headers": response.raw_headers, "body": response.body}
 
 
 @pytest.mark.anyio

@@ -34,7 +34,7 @@ from hardenkit.health import (
     tcp_connect,
     writable_dir,
 )
-from support import RedisServer
+from support import RedisServer, asgi_request
 
 both_backends = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 
@@ -52,30 +52,8 @@ class Answer:
 
 
 async def call(app: ASGIApp, path: str, method: str = "GET") -> Answer:
-    scope: Scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1234), "server": ("testserver", 80),
-    }  # fmt: skip
-    sent: list[Message] = []
-    request_sent = False
-
-    async def receive() -> Message:
-        nonlocal request_sent
-        if not request_sent:
-            request_sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = sent[0]
-    headers = {key.decode().lower(): value.decode() for key, value in start["headers"]}
-    body = b"".join(message.get("body", b"") for message in sent[1:])
-    return Answer(start["status"], headers, body)
+    response = await asgi_request(app, path, method=method)
+    return Answer(response.status, response.headers, response.body)
 
 
 class Lifespan:

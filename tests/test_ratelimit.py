@@ -31,6 +31,7 @@ from hardenkit._ratelimit import (
     rate_limit,
 )
 from hardenkit.errors import ConfigurationError
+from support import asgi_request
 
 STREAM_CHUNKS = [b"chunk-%d;" % i for i in range(50)]
 
@@ -112,42 +113,12 @@ async def call(
     client: tuple[str, int] | None = ("203.0.113.7", 1234),
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> tuple[int, dict[str, str], bytes]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"test"), *headers],
-        "client": client,
-        "server": ("test", 80),
-    }
-    messages: list[Message] = []
-    sent_body = False
-
-    async def receive() -> Message:
-        nonlocal sent_body
-        if not sent_body:
-            sent_body = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
-    start = messages[0]
-    assert start["type"] == "http.response.start"
-    names = [name.decode().lower() for name, _ in start["headers"]]
+    response = await asgi_request(
+        app, path, method=method, client=client, headers=[(b"host", b"test"), *headers]
+    )
     for name in ("ratelimit", "ratelimit-policy", "x-ratelimit-limit", "retry-after"):
-        assert names.count(name) <= 1, f"{name} sent more than once"
-    head = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-    body = b"".join(m.get("body", b"") for m in messages[1:])
-    return start["status"], head, body
+        assert response.header_count(name) <= 1, f"{name} sent more than once"
+    return response.status, response.headers, response.body
 
 
 async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -15,10 +15,10 @@ import anyio
 import httpx2
 import pytest
 from starlette.responses import PlainTextResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hardenkit._ratelimit import RateLimitMiddleware, rate_limit
-from support import RedisServer, uvicorn_server
+from support import RedisServer, asgi_request, uvicorn_server
 
 pytestmark = pytest.mark.redis
 
@@ -35,31 +35,8 @@ async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
 async def call(
     app: Any, path: str = "/", *, client: tuple[str, int] = ("203.0.113.7", 1), method: str = "GET"
 ) -> tuple[int, dict[str, str], bytes]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"test")],
-        "client": client,
-        "server": ("test", 80),
-    }
-    messages: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
-    start = messages[0]
-    head = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-    return start["status"], head, b"".join(m.get("body", b"") for m in messages[1:])
+    response = await asgi_request(app, path, method=method, client=client, headers=[(b"host", b"test")])
+    return response.status, response.headers, response.body
 
 
 @contextlib.asynccontextmanager
