@@ -187,6 +187,39 @@ def test_other_middleware_gets_explicit_or_known_places() -> None:
     ]  # fmt: skip
 
 
+def test_register_takes_before_and_after_keywords_for_placement() -> None:
+    class Audit(Tracer):
+        name = "audit"
+
+    Audit.__qualname__ = "Audit"
+    kit = (
+        hk.Kit()
+        .register(slot_tracer("ratelimit"))
+        .register(Audit, before="ratelimit")
+        .register(slot_tracer("headers"))
+        .register(GZipMiddleware, minimum_size=10, after="headers")
+    )
+    assert repr(kit) == "<Kit Tracer[headers] > GZipMiddleware > Audit > Tracer[ratelimit] > app>"
+    client = TestClient(kit.install(make_app()))
+    assert client.get("/").json()["trace"] == ["headers", "audit", "ratelimit"]
+    with pytest.raises(hk.ConfigurationError, match="not both"):
+        hk.Kit().register(Audit, before="ratelimit", after="headers")
+    with pytest.raises(hk.ConfigurationError, match="is not known"):
+        hk.Kit().register(Audit, after="nowhere")
+
+
+def test_a_class_with_its_own_before_option_keeps_it() -> None:
+    class Windowed:
+        def __init__(self, app: ASGIApp, *, before: int = 0) -> None:
+            self.app, self.before = app, before
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await self.app(scope, receive, send)
+
+    kit = hk.Kit().register(Windowed, before=5)
+    assert kit.options(Windowed) == {"before": 5}
+
+
 def test_known_starlette_middleware_default_places() -> None:
     kit = (
         hk.Kit()

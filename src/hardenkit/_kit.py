@@ -268,10 +268,19 @@ class Kit:
         """Register ``middleware_class`` with exactly what ``app.add_middleware`` takes.
 
         hardenkit components go to their slot; well-known starlette middleware to
-        its usual place; anything else just outside the app. Registering the same
+        its usual place; anything else just outside the app. ``before="<slot>"`` or
+        ``after="<slot>"`` place it explicitly (unless the class itself takes an
+        option of that name: then use :meth:`register_at`). Registering the same
         class again replaces its options. Returns the kit.
         """
-        return self._add(middleware_class, args, options, place=None)
+        place = None
+        for side in ("before", "after"):
+            if side in options and not _takes_option(middleware_class, side):
+                if place is not None:
+                    raise ConfigurationError(f"{_short(middleware_class)}: give before= or after=, not both")
+                anchor = options.pop(side)
+                place = _normalise_place(f"{side}:{anchor}", what=_short(middleware_class))
+        return self._add(middleware_class, args, options, place=place)
 
     def register_at(self, place: str, middleware_class: type[Any], *args: Any, **options: Any) -> Kit:
         """Register a middleware at an explicit place: a slot name, ``"before:<slot>"``,
@@ -447,6 +456,15 @@ def _check_env_options(entry: _Entry, options: dict[str, Any], from_env: Mapping
 def _short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _takes_option(cls: type[Any], name: str) -> bool:
+    """Whether ``cls(app, ...)`` declares a parameter called ``name`` (or takes ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _is_component(cls: type[Any]) -> bool:
