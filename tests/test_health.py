@@ -7,9 +7,10 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ import anyio
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -546,6 +547,7 @@ async def test_lifespan_shutdown_fails_readiness_keeps_liveness_and_waits_for_in
 
 
 @pytest.mark.anyio
+@both_backends
 async def test_drain_timeout_cancels_requests_that_outlive_it(caplog: pytest.LogCaptureFixture) -> None:
     mw = HealthProbeMiddleware(slow_app(anyio.Event()), drain_timeout=0.2, shutdown_signals=[])
     finished = anyio.Event()
@@ -569,6 +571,119 @@ async def test_drain_timeout_cancels_requests_that_outlive_it(caplog: pytest.Log
     assert answers[0].status == 503
     assert answers[0].headers["content-type"] == "application/problem+json"
     assert answers[0].json()["detail"] == "the server is shutting down"
+
+
+async def _cut_by_drain_timeout(mw: HealthProbeMiddleware, path: str) -> Answer:
+    """Start a request to ``path``, run the lifespan shutdown with its drain_timeout; the answer."""
+    answers: list[Answer] = []
+
+    async def request() -> None:
+        answers.append(await call(mw, path))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(request)
+        await wait_until(lambda: mw._life.inflight == 1)
+        with anyio.fail_after(10):
+            await mw._on_shutdown()
+    assert mw._life.inflight == 0 and not mw._life.tasks and not mw._life.cut
+    return answers[0]
+
+
+@pytest.mark.anyio
+async def test_drain_timeout_cuts_a_sync_endpoint_running_in_a_thread() -> None:
+    release = threading.Event()
+
+    def blocking(request: Request) -> PlainTextResponse:
+        release.wait(10)
+        return PlainTextResponse("late")
+
+    mw = HealthProbeMiddleware(
+        Starlette(routes=[Route("/", blocking)]), drain_timeout=0.1, shutdown_signals=[]
+    )
+    try:
+        answer = await _cut_by_drain_timeout(mw, "/")
+    finally:
+        release.set()
+    assert answer.status == 503 and answer.json()["detail"] == "the server is shutting down"
+
+
+@pytest.mark.anyio
+@both_backends
+async def test_drain_timeout_ends_a_response_that_started_without_a_second_start() -> None:
+    async def stream(request: Request) -> StreamingResponse:
+        async def parts() -> AsyncIterator[bytes]:
+            yield b"first"
+            await anyio.sleep_forever()
+            yield b"never"  # pragma: no cover
+
+        return StreamingResponse(parts())
+
+    mw = HealthProbeMiddleware(Starlette(routes=[Route("/", stream)]), drain_timeout=0.1, shutdown_signals=[])
+    answer = await _cut_by_drain_timeout(mw, "/")
+    assert (answer.status, answer.body) == (200, b"first")  # cut short; no 503 after the 200 had started
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is new in Python 3.11")
+async def test_an_app_that_swallows_the_drain_cancellation_leaves_its_task_uncancelled() -> None:
+    seen: list[int] = []
+
+    async def stubborn(request: Request) -> PlainTextResponse:
+        try:
+            await anyio.sleep_forever()
+        except asyncio.CancelledError:
+            pass  # a badly behaved app
+        task = asyncio.current_task()
+        assert task is not None
+        await asyncio.sleep(0)  # still schedulable: not cancelled again
+        seen.append(task.cancelling())  # type: ignore[attr-defined,unused-ignore]  # 3.11+
+        return PlainTextResponse("swallowed")
+
+    mw = HealthProbeMiddleware(
+        Starlette(routes=[Route("/", stubborn)]), drain_timeout=0.1, shutdown_signals=[]
+    )
+    answer = await _cut_by_drain_timeout(mw, "/")
+    assert (answer.status, answer.body) == (200, b"swallowed")
+    assert seen == [1]  # the middleware takes its cancel back once the app returns
+
+
+@pytest.mark.anyio
+async def test_a_cancellation_that_is_not_the_drains_propagates() -> None:
+    """The server cancelling a request (client gone, its own shutdown) is not the probes' to swallow."""
+    mw = HealthProbeMiddleware(slow_app(anyio.Event()), drain_timeout=30, shutdown_signals=[])
+    outcome: list[str] = []
+
+    async def request() -> None:
+        try:
+            await call(mw, "/forever")
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        outcome.append("returned")  # pragma: no cover
+
+    task = asyncio.get_running_loop().create_task(request())
+    await wait_until(lambda: mw._life.inflight == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert outcome == ["cancelled"]
+    assert mw._life.inflight == 0 and not mw._life.tasks
+
+
+@pytest.mark.anyio
+async def test_cancelled_by_the_drain_and_by_the_server_at_once_propagates() -> None:
+    mw = HealthProbeMiddleware(slow_app(anyio.Event()), drain_timeout=0.05, shutdown_signals=[])
+
+    async def request() -> None:
+        await call(mw, "/forever")
+
+    task = asyncio.get_running_loop().create_task(request())
+    await wait_until(lambda: mw._life.inflight == 1)
+    mw._cancel_stragglers()  # the drain's cancel...
+    task.cancel()  # ...and the server's, before the task runs again
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert mw._life.inflight == 0 and not mw._life.tasks and not mw._life.cut
 
 
 # -- signals (in this process, with SIGUSR1 standing in for SIGTERM) ----------------------------

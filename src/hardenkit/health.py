@@ -21,6 +21,7 @@ called ``shutdown_delay`` seconds later, and in-flight requests get
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -309,8 +310,6 @@ class _Loop:
 
     @classmethod
     def current(cls) -> _Loop | None:
-        import asyncio
-
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -339,7 +338,9 @@ class _Lifecycle:
     def __init__(self) -> None:
         self.draining_since: float | None = None
         self.inflight = 0
-        self.scopes: set[anyio.CancelScope] = set()
+        self.scopes: set[anyio.CancelScope] = set()  # in-flight requests on trio
+        self.tasks: set[asyncio.Task[Any]] = set()  # in-flight requests on asyncio
+        self.cut: set[asyncio.Task[Any]] = set()  # tasks cancelled by drain_timeout
         self.drain_deadline: float | None = None
         self.hooked: dict[int, tuple[SignalHandler, Any]] = {}  # sig -> (our handler, previous handler)
         self.released: set[int] = set()
@@ -347,6 +348,29 @@ class _Lifecycle:
 
 
 # -- the middleware ---------------------------------------------------------------------
+
+_CancelledError = asyncio.CancelledError
+
+if sys.version_info >= (3, 11):
+
+    def _current_task() -> asyncio.Task[Any]:
+        """The running asyncio task; RuntimeError when none (trio, or outside a task)."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - ASGI servers call apps from a task
+            raise RuntimeError("no current task")
+        return task
+
+    def _uncancel(task: asyncio.Task[Any]) -> int:
+        return task.uncancel()
+
+else:  # pragma: no cover - Python 3.10 has no Task.uncancel: in-flight requests use cancel scopes
+
+    def _current_task() -> asyncio.Task[Any]:
+        raise RuntimeError("Task.uncancel needs Python 3.11")
+
+    def _uncancel(task: asyncio.Task[Any]) -> int:
+        raise AssertionError("unreachable on Python 3.10")
+
 
 _KINDS = ("live", "ready", "health", "startup")
 
@@ -546,6 +570,48 @@ class HealthProbeMiddleware:
             await self.app(scope, receive, send)
             return
         # Counted (and cancellable) so that shutdown can wait for it, bounded by drain_timeout.
+        try:
+            task = _current_task()
+        except RuntimeError:  # not asyncio (trio): a cancel scope, cheap there
+            await self._call_in_scope(scope, receive, send)
+            return
+        # asyncio: remember the task, not an anyio CancelScope (that costs ~5 us per request);
+        # at drain_timeout the task gets a plain cancel() that only this frame swallows.
+        life = self._life
+        tasks = life.tasks
+        mine = task not in tasks
+        if mine:
+            tasks.add(task)
+        life.inflight += 1
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        cut = False
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except _CancelledError:
+            # Ours (drain_timeout) and nobody else's: swallow it; anything else propagates.
+            if task not in life.cut:
+                raise
+            life.cut.discard(task)
+            if _uncancel(task) > 0:  # cancelled by someone else too (the server): theirs to handle
+                raise
+            cut = True
+        finally:
+            life.inflight -= 1
+            if mine:
+                tasks.discard(task)
+                if task in life.cut:  # cancelled, but the app swallowed it: leave the task as it was
+                    life.cut.discard(task)
+                    _uncancel(task)
+        if cut and not started and scope_type == "http":
+            await self._shutting_down(scope, receive, send)
+
+    async def _call_in_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
         life = self._life
         cancel_scope = anyio.CancelScope()
         life.scopes.add(cancel_scope)
@@ -563,15 +629,16 @@ class HealthProbeMiddleware:
         finally:
             life.inflight -= 1
             life.scopes.discard(cancel_scope)
-        if cancel_scope.cancelled_caught and not started and scope_type == "http":
-            # Cut by drain_timeout before it answered: say why, rather than leave the server to say 500.
-            response = problem_response(
-                503,
-                "Service Unavailable",
-                detail="the server is shutting down",
-                headers={"Connection": "close"},
-            )
-            await response(scope, receive, send)
+        if cancel_scope.cancelled_caught and not started and scope["type"] == "http":
+            await self._shutting_down(scope, receive, send)
+
+    @staticmethod
+    async def _shutting_down(scope: Scope, receive: Receive, send: Send) -> None:
+        # Cut by drain_timeout before it answered: say why, rather than leave the server to say 500.
+        response = problem_response(
+            503, "Service Unavailable", detail="the server is shutting down", headers={"Connection": "close"}
+        )
+        await response(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def receive_wrapper() -> Message:
@@ -921,14 +988,17 @@ class HealthProbeMiddleware:
 
     def _cancel_stragglers(self) -> None:
         life = self._life
-        if life.scopes:
+        count = len(life.scopes) + len(life.tasks)
+        if count:
             logger.warning(
-                "drain_timeout (%gs) passed: cancelling %d in-flight request(s)",
-                self.drain_timeout,
-                len(life.scopes),
+                "drain_timeout (%gs) passed: cancelling %d in-flight request(s)", self.drain_timeout, count
             )
             for cancel_scope in list(life.scopes):
                 cancel_scope.cancel()
+            for task in list(life.tasks):
+                if task not in life.cut and not task.done():
+                    life.cut.add(task)
+                    task.cancel("hardenkit: drain_timeout passed")
 
     def _unhook(self) -> None:
         life = self._life
