@@ -81,8 +81,8 @@ class _Pool:
     def __init__(self, name: str, total: float) -> None:
         self.name = name
         self.total = total
-        self.abandoned = 0  # calls given up on whose thread is still running
-        self.timed_out = 0  # calls given up on, ever
+        self.abandoned = 0  # calls given up on (timeout or cancel) whose thread is still running
+        self.timed_out = 0  # calls whose caller got CallTimeout, ever (waiting for a thread or running)
         self._lock = threading.Lock()
         self._limiters: weakref.WeakKeyDictionary[object, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
 
@@ -100,6 +100,9 @@ class _Pool:
     def note_abandoned(self) -> None:
         with self._lock:
             self.abandoned += 1
+
+    def note_timed_out(self) -> None:
+        with self._lock:
             self.timed_out += 1
 
     def note_thread_ended(self) -> None:
@@ -177,8 +180,10 @@ def limiter_stats() -> dict[str, dict[str, int]]:
 
     ``borrowed`` counts threads running now (abandoned ones included, they hold
     their token until they end), ``waiting`` the calls queued for a thread,
-    ``abandoned`` the calls whose caller got a timeout while their thread still
-    runs, ``timed_out`` every call that timed out since start. Safe to call from
+    ``abandoned`` the calls whose caller gave up (a timeout or a cancellation)
+    while their thread still runs, ``timed_out`` every call that raised
+    :class:`~hardenkit.errors.CallTimeout` since start (waiting for a thread or
+    running). Safe to call from
     any thread, inside or outside an event loop.
     """
     with _POOLS_LOCK:
@@ -306,6 +311,7 @@ async def _call_with_timeout(
         limiter.release_on_behalf_of(borrower)
         return result
     # Only the scope's own deadline ends the block without a return or an exception.
+    pool.note_timed_out()
     raise CallTimeout(f"{name} did not finish within {timeout:g} s")
 
 
@@ -345,19 +351,18 @@ def _is_async_callable(fn: object) -> bool:
 
 @overload
 def to_async(
-    fn: Callable[P, R], /, *, limiter: LimiterSpec = None, timeout: float | None = None
+    fn: Callable[P, R], *, limiter: LimiterSpec = None, timeout: float | None = None
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
 @overload
 def to_async(
-    fn: None = None, /, *, limiter: LimiterSpec = None, timeout: float | None = None
+    fn: None = None, *, limiter: LimiterSpec = None, timeout: float | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]: ...
 
 
 def to_async(
     fn: Callable[P, R] | None = None,
-    /,
     *,
     limiter: LimiterSpec = None,
     timeout: float | None = None,
@@ -501,12 +506,29 @@ class AsyncWrapper(Generic[T]):
 
 
 Call = Awaitable[T] | Callable[[], Awaitable[T]] | Callable[[], T]
+# Async calls only: one union with Callable[[], T] would let T be both the
+# coroutine and its result, and mypy would infer Never for ``partial(fetch, 1)``.
+AsyncCall = Awaitable[T] | Callable[[], Awaitable[T]]
 
 
 def _close_unstarted(calls: Iterator[object]) -> None:
     for call in calls:
         if inspect.iscoroutine(call):
             call.close()  # never awaited: close it, or Python warns "never awaited"
+
+
+# Overloads for type checkers, most precise first: all async calls, then sync
+# callables (with or without async ones of the same result type), then any mix.
+@overload
+async def gather_limited(
+    *calls: AsyncCall[T], limit: int, return_exceptions: Literal[False] = False
+) -> list[T]: ...
+
+
+@overload
+async def gather_limited(
+    *calls: AsyncCall[T], limit: int, return_exceptions: Literal[True]
+) -> list[T | BaseException]: ...
 
 
 @overload
@@ -519,6 +541,12 @@ async def gather_limited(
 async def gather_limited(
     *calls: Call[T], limit: int, return_exceptions: Literal[True]
 ) -> list[T | BaseException]: ...
+
+
+@overload
+async def gather_limited(
+    *calls: Awaitable[Any] | Callable[[], Any], limit: int, return_exceptions: bool = False
+) -> list[Any]: ...
 
 
 async def gather_limited(
