@@ -16,9 +16,11 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final
 
 import filelock
@@ -34,6 +36,13 @@ logger = logging.getLogger("hardenkit.lock")
 # overwrites an old one completely with a single pwrite and no truncate on the acquire path.
 _RECORD_SIZE: Final = 512
 _FIRST_DELAY: Final = 0.001
+
+# Sync acquisitions made in the current context: id(lock) -> the owner token of that acquisition. A thread id
+# alone cannot tell a reentry from another caller: anyio and asyncio worker threads are reused, so task B's
+# ``to_thread.run_sync(lock.acquire)`` may run on the very thread where task A's acquire ran. Those calls
+# run in a copy of their task's context, so a mark made here is seen only by the same logical caller (or a
+# task it spawned on the same thread, which would block the thread for good anyway). Copied on change.
+_HELD: ContextVar[Mapping[int, object]] = ContextVar("hardenkit_lock_held", default=MappingProxyType({}))
 
 
 class _Unset:
@@ -51,6 +60,16 @@ class Holder:
     host: str
     since: float  # seconds since the epoch (time.time()) when the lock was acquired
     command: str  # the holder's command line, shortened
+
+    @property
+    def start_time(self) -> float:
+        """Alias of :attr:`since` (the issue's wording): when the lock was acquired, seconds since the epoch."""
+        return self.since
+
+    @property
+    def hostname(self) -> str:
+        """Alias of :attr:`host`."""
+        return self.host
 
     def describe(self) -> str:
         """One line for messages: ``pid 123 on web-1 since 2025-01-01T10:00:00+00:00 (4.2 s ago): cmd``."""
@@ -315,8 +334,8 @@ class FileLock:
         """Acquire the lock, waiting at most ``timeout`` seconds (default: the lock's), else LockTimeout."""
         limit = self._timeout if isinstance(timeout, _Unset) else _check_timeout(timeout)
         started = time.monotonic()
-        me = ("thread", threading.get_ident())
-        if self._owner == me:
+        owner = self._owner
+        if owner is not None and _HELD.get().get(id(self)) is owner:
             raise self._reentry_error()
         if not self._gate.acquire(timeout=-1 if limit is None else limit):
             raise self._timeout_error(started)
@@ -331,7 +350,8 @@ class FileLock:
         except BaseException:
             self._gate.release()
             raise
-        self._owner = me
+        self._owner = mine = ("thread", threading.get_ident())  # a fresh tuple: its identity is the token
+        _HELD.set({**_HELD.get(), id(self): mine})
 
     async def aacquire(self, timeout: float | None | _Unset = _UNSET) -> None:
         """Acquire from async code (asyncio or trio) without blocking the event loop; cancellable.
@@ -408,6 +428,9 @@ class FileLock:
             self._fd = None
             self._owner = None
             self._gate.release()
+            held = _HELD.get()
+            if id(self) in held:  # released in the context that acquired it (the usual case): drop the mark
+                _HELD.set({key: value for key, value in held.items() if key != id(self)})
 
     def __enter__(self) -> FileLock:
         self.acquire()
