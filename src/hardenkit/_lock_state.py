@@ -162,7 +162,10 @@ class JsonState:
         try:
             text = json.dumps(data, ensure_ascii=False, allow_nan=False, indent=2)
         except (TypeError, ValueError, RecursionError) as exc:
-            raise StateError(f"cannot write state to {self._path}: the value is not JSON ({exc})") from exc
+            message = f"cannot write state to {self._path}: the value is not JSON ({exc})"
+            # A TypeError from json stays a TypeError, so code written against json.dumps keeps catching it.
+            error_type = _UnencodableState if isinstance(exc, TypeError) else StateError
+            raise error_type(message) from exc
         if old is not None and self._backups:
             self._rotate(old)
         atomic_write(self._path, text + "\n", fsync=self._fsync)
@@ -185,6 +188,10 @@ class JsonState:
             with suppress(OSError):
                 os.unlink(link)
             raise
+
+
+class _UnencodableState(StateError, TypeError):
+    """A StateError that is also the TypeError json.dumps raised (an object it cannot encode)."""
 
 
 def _read_bytes(path: str) -> bytes | None:
