@@ -54,7 +54,10 @@ if TYPE_CHECKING:
 
     KeyFunc = Callable[[Scope], str | None | Awaitable[str | None]]
     CostFunc = Callable[[Scope], int | Awaitable[int]]
-    BreachHook = Callable[[Scope, "RateLimitBreach"], Response | None | Awaitable[Response | None]]
+    BreachResult = Response | None | Awaitable[Response | None]
+    BreachHook = (
+        Callable[[Scope, "RateLimitBreach"], BreachResult] | Callable[["RateLimitBreach"], BreachResult]
+    )
 
 __all__ = ["QUOTA_EXCEEDED", "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"]
 
@@ -68,6 +71,7 @@ _POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _HEADER_MODES = ("both", "ietf", "x-ratelimit")
 _ERROR_MODES = ("allow", "deny", "memory")
 _METHOD = re.compile(r"^[A-Z]+(?:,[A-Z]+)*$")
+_PROXY_HEADERS = ("auto", "x-forwarded-for", "forwarded")
 _WEBSOCKET_METHODS = frozenset({"WEBSOCKET", "WS"})
 
 # Header names this component writes, for CORS exposure and de-duplication.
@@ -245,7 +249,7 @@ class RateLimitMiddleware:
         "headers": env_optional(env_choice(*_HEADER_MODES)),
         "key": env_str,
         "trusted_proxies": env_list,
-        "proxy_header": env_choice("x-forwarded-for", "forwarded"),
+        "proxy_header": env_choice(*_PROXY_HEADERS),
         "exempt_paths": env_list,
         "allow": env_list,
         "storage_timeout": env_float,
@@ -260,7 +264,7 @@ class RateLimitMiddleware:
         rules: Sequence[tuple[str, str | None]] | Mapping[str, str | None] | None = None,
         key: str | KeyFunc = "ip",
         trusted_proxies: Sequence[str] | str | None = None,
-        proxy_header: str = "x-forwarded-for",
+        proxy_header: str = "auto",
         ipv6_prefix: int = 64,
         storage: str = "memory://",
         storage_options: Mapping[str, Any] | None = None,
@@ -337,10 +341,10 @@ class RateLimitMiddleware:
             raise ConfigurationError(
                 f"ipv6_prefix: expected a prefix length 1..128 (default 64), got {ipv6_prefix!r}"
             )
-        if proxy_header not in ("x-forwarded-for", "forwarded"):
+        if proxy_header not in _PROXY_HEADERS:
             raise ConfigurationError(
                 f"proxy_header: expected 'x-forwarded-for' or 'forwarded' (the header your proxy sets), "
-                f"got {proxy_header!r}"
+                f"or 'auto' (the default: X-Forwarded-For when present, else Forwarded), got {proxy_header!r}"
             )
         self.client_address = ClientAddress(
             trusted_proxies=parse_networks(trusted_proxies, option="trusted_proxies"),
@@ -401,6 +405,8 @@ class RateLimitMiddleware:
                 f"on_breach: expected a function (scope, breach) -> Response | None, got {on_breach!r}"
             )
         self._on_breach = on_breach
+        # A hook written as (breach) -> ... (an alert that needs no scope) is accepted too.
+        self._breach_only = on_breach is not None and _takes_one_argument(on_breach)
 
         # -- storage ----------------------------------------------------------------
         if strategy not in STRATEGY_NAMES:
@@ -451,7 +457,7 @@ class RateLimitMiddleware:
                 raise ConfigurationError(
                     f"storage {mask_uri(storage)!r} cannot be used: {exc}; check the URI scheme "
                     "(memory://, redis://, rediss://, redis+cluster://, redis+sentinel://, valkey://, "
-                    "memcached://) and that its client library is installed (pip install 'hardenkit[redis]')"
+                    f"memcached://) and that its client library is installed ({_install_hint(scheme)})"
                 ) from None
             if on_storage_error == "memory":
                 self._fallback = LocalEngine(strategy)
@@ -832,9 +838,16 @@ class RateLimitMiddleware:
         response: Response | None = None
         if self._on_breach is not None:
             try:
-                result = self._on_breach(scope, breach)
+                hook: Callable[..., Any] = self._on_breach
+                result = hook(breach) if self._breach_only else hook(scope, breach)
                 if inspect.isawaitable(result):
                     result = await result
+                if result is not None and not callable(result):
+                    logger.error(
+                        "rate limit on_breach returned %s, not a Response or None; sending the standard 429",
+                        type(result).__name__,
+                    )
+                    result = None
                 response = result
             except Exception:
                 # The user's hook must not turn a 429 into a 500.
@@ -873,6 +886,29 @@ class RateLimitMiddleware:
             await WebSocketClose(code=1008, reason="rate limit exceeded")(scope, receive, send)
             return
         await response(scope, receive, send)
+
+
+def _takes_one_argument(func: Callable[..., Any]) -> bool:
+    """True if ``func`` can only be called with one positional argument."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return False
+    return len(positional) == 1
+
+
+def _install_hint(scheme: str) -> str:
+    """What to install for a storage scheme's client library (limits' async storages)."""
+    if scheme.startswith("valkey"):
+        return "pip install valkey"
+    if scheme.startswith("memcached"):
+        return "pip install memcachio"
+    if scheme.startswith("mongodb"):
+        return "pip install motor"
+    return "pip install 'hardenkit[redis]'"
 
 
 def _looks_like_network(text: str) -> bool:

@@ -133,7 +133,13 @@ class ClientAddress:
         if self.proxy_header == "forwarded":
             hops = _forwarded_for(_header_values(scope, b"forwarded"))
         else:
-            hops = _header_values(scope, b"x-forwarded-for").split(",")
+            xff = _header_values(scope, b"x-forwarded-for")
+            if not xff and self.proxy_header == "auto":
+                # "auto": X-Forwarded-For when the request has it, else Forwarded. A proxy
+                # that sets X-Forwarded-For always does, so a forged Forwarded is never read.
+                hops = _forwarded_for(_header_values(scope, b"forwarded"))
+            else:
+                hops = xff.split(",")
         # Walk from the right: each trusted proxy vouches for the hop on its left.
         client = peer
         for raw in reversed(hops[-MAX_HOPS:]):
