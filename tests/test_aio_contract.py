@@ -139,6 +139,26 @@ async def test_signature_name_doc_and_coroutine_function_are_kept() -> None:
     assert await coro == 2
 
 
+class Repository:
+    def __init__(self) -> None:
+        self.prefix = "user"
+
+    @to_async(limiter="contract-db")
+    def load(self, user_id: int) -> str:
+        return f"{self.prefix}-{user_id}"
+
+
+class Multiplier:
+    def __call__(self, x: int) -> int:
+        return x * 10
+
+
+async def test_decorated_methods_and_callable_objects() -> None:
+    assert await Repository().load(7) == "user-7"
+    assert await to_async(Multiplier())(4) == 40
+    assert await to_async(Repository().prefix.upper)() == "USER"  # a builtin bound method
+
+
 async def test_call_runs_in_a_worker_thread_and_errors_pass_through() -> None:
     loop_thread = threading.get_ident()
     assert await to_async(threading.get_ident)() != loop_thread

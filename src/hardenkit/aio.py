@@ -28,6 +28,7 @@ import functools
 import inspect
 import math
 import threading
+import types
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
@@ -340,13 +341,25 @@ def _make_async(
     return call_in_thread
 
 
+_PLAIN_CALLABLES = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.MethodWrapperType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+)
+
+
 def _is_async_callable(fn: object) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    if isinstance(fn, _PLAIN_CALLABLES):
+        return False  # no __call__ of their own to look at (AsyncWrapper checks a method per access)
     # An instance whose class defines ``async def __call__`` is async too.
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        inspect.getattr_static(type(fn), "__call__", None)
-    )
+    return inspect.iscoroutinefunction(inspect.getattr_static(type(fn), "__call__", None))
 
 
 @overload
