@@ -801,3 +801,21 @@ def test_auto_prefers_x_forwarded_for_when_both_are_present() -> None:
     assert lb.get("/", headers={**real, "Forwarded": "for=1.1.1.1"}).status_code == 200
     # A client adding its own Forwarded cannot escape: X-Forwarded-For (set by the proxy) wins.
     assert lb.get("/", headers={**real, "Forwarded": "for=2.2.2.2"}).status_code == 429
+
+
+def test_a_custom_429_from_on_breach_still_gets_retry_after_and_the_headers() -> None:
+    def hook(scope: Scope, breach: hk.RateLimitBreach) -> Response:
+        if scope["path"] == "/own":
+            return JSONResponse({"error": "slow"}, status_code=429, headers={"Retry-After": "999"})
+        return JSONResponse({"error": "slow"}, status_code=429)
+
+    client = limited(default="1/minute", on_breach=hook)
+    client.get("/")
+    refused = client.get("/")
+    assert refused.json() == {"error": "slow"}
+    assert 0 < int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["ratelimit-policy"] == '"default";q=1;w=60'
+    assert re.fullmatch(r'"default";r=0;t=\d+', refused.headers["ratelimit"])
+    own = client.get("/own")
+    assert own.headers["retry-after"] == "999"  # the hook's own value is kept
+    assert own.headers.get_list("retry-after") == ["999"]

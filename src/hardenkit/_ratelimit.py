@@ -849,6 +849,8 @@ class RateLimitMiddleware:
                     )
                     result = None
                 response = result
+                if response is not None:
+                    self._complete_custom(response, policy, breach, decision, earlier)
             except Exception:
                 # The user's hook must not turn a 429 into a 500.
                 logger.exception("rate limit on_breach hook raised; sending the standard 429")
@@ -867,6 +869,26 @@ class RateLimitMiddleware:
                 headers=headers,
             )
         await self._answer(scope, receive, send, response)
+
+    def _complete_custom(
+        self,
+        response: Response,
+        policy: _Policy,
+        breach: RateLimitBreach,
+        decision: Decision,
+        earlier: Sequence[tuple[_Policy, Decision]],
+    ) -> None:
+        """Give an on_breach answer the Retry-After and rate-limit headers it left out."""
+        headers = getattr(response, "headers", None)
+        status = getattr(response, "status_code", None)
+        if headers is None or not hasattr(headers, "append"):
+            return  # not a starlette Response: sent as it is
+        if status == 429 and "retry-after" not in headers:
+            headers.append("Retry-After", str(breach.retry_after))
+        for name, value in self._header_pairs([*earlier, (policy, decision)]):
+            text = name.decode("latin-1")
+            if text not in headers:
+                headers.append(text, value.decode("latin-1"))
 
     async def _storage_down(self, scope: Scope, receive: Receive, send: Send) -> None:
         retry = max(1, math.ceil(self.guard.retry_in()))
