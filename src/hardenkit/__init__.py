@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._headers import HeaderContractMiddleware
     from ._kit import Kit, Wiring, harden
     from ._ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
-    from .aio import AsyncWrapper, gather_limited, run_sync, to_async
+    from .aio import AsyncWrapper, configure_limiter, gather_limited, limiter_stats, run_sync, to_async
     from .errors import (
         CallTimeout,
         ConfigurationError,
@@ -63,9 +63,11 @@ _LAZY: dict[str, str] = {
     "StorageUnavailable": ".errors",
     "Wiring": "._kit",
     "atomic_write": ".lock",
+    "configure_limiter": ".aio",
     "configure_logging": ".logs",
     "gather_limited": ".aio",
     "harden": "._kit",
+    "limiter_stats": ".aio",
     "rate_limit": "._ratelimit",
     "request_id": "._context",
     "run_sync": ".aio",
@@ -97,9 +99,11 @@ __all__ = [
     "Wiring",
     "__version__",
     "atomic_write",
+    "configure_limiter",
     "configure_logging",
     "gather_limited",
     "harden",
+    "limiter_stats",
     "rate_limit",
     "request_id",
     "run_sync",
