@@ -819,3 +819,20 @@ def test_a_custom_429_from_on_breach_still_gets_retry_after_and_the_headers() ->
     own = client.get("/own")
     assert own.headers["retry-after"] == "999"  # the hook's own value is kept
     assert own.headers.get_list("retry-after") == ["999"]
+
+
+@pytest.mark.parametrize("option", ["key", "cost"])
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_key_or_cost_function_that_raises_limits_by_address_and_never_answers_500(
+    option: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(scope: Scope) -> Any:
+        raise RuntimeError("bug in user code")
+
+    async def abroken(scope: Scope) -> Any:
+        raise RuntimeError("bug in user code")
+
+    options: dict[str, Any] = {option: broken if kind == "sync" else abroken}
+    client = limited(default="2/minute", **options)
+    assert statuses(client, "/", 3) == [200, 200, 429]
+    assert any("raised" in r.getMessage() and r.exc_info for r in caplog.records)

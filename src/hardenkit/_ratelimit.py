@@ -553,11 +553,17 @@ class RateLimitMiddleware:
         scope = state.scope
         value: str | None
         if self._key_func is not None:
-            result = self._key_func(scope)
-            if inspect.isawaitable(result):
-                result = await result
-            # A key function returning something else than str is tolerated (str() of it).
-            value = safe_key(str(result)) if result else None
+            try:
+                result = self._key_func(scope)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                # A broken key function must neither exempt the request nor answer 500.
+                logger.exception("rate limit key function raised; limiting the request by its address")
+                value = "ip:" + self.client_address.key(scope)
+            else:
+                # A key function returning something else than str is tolerated (str() of it).
+                value = safe_key(str(result)) if result else None
         elif self._key_header is not None:
             found = header_value(scope, self._key_header)
             # A missing key header must not mean "unlimited": fall back to the address.
@@ -597,9 +603,13 @@ class RateLimitMiddleware:
         cost = self._cost
         if isinstance(cost, int):
             return cost
-        value = cost(scope)
-        if inspect.isawaitable(value):
-            value = await value
+        try:
+            value = cost(scope)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception:
+            logger.exception("rate limit cost function raised; counting 1 instead")
+            return 1
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             logger.error("rate limit cost function returned %r; counting 1 instead", value)
             return 1
