@@ -504,11 +504,15 @@ def test_default_categories_exclude_only_the_opt_in_ones() -> None:
     [
         "4111 1111-1111 1111",  # mixed separators
         "1234 5678 1234 5670",  # Luhn-valid, no card network starts with 1
-        "5105 1051 0510 5100 000",  # Mastercard prefix, wrong length
+        "5105 1051 0510 515",  # Mastercard prefix, Luhn-valid, wrong length
+        "5105105105105100005",  # Mastercard prefix, Luhn-valid, 19 digits
         "3782 822463 1000",  # Amex prefix, wrong length
         "6011 0009 9013 942",  # Discover prefix, wrong length
         "3530 1113 3330 000",  # JCB prefix, wrong length
         "8888 8888 8888 8888",  # no network starts with 8
+        "1234 5678 9012 3456 7890",  # a long grouped number with no card inside
+        "4111111111111112 3",  # non-Luhn run next to another number
+        "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6",  # single digits are not how cards are printed
         "XX82 WEST 1234 5698 7654 32",  # no such country
         "DE89 3704",  # too short for its country
         "GB82WEST12345698765432X",  # runs on past its length
@@ -541,6 +545,12 @@ def test_near_misses_are_left_alone(redactor: Redactor, text: str) -> None:
         ("jcb 3530 1113 3330 0000", "jcb [REDACTED:card]"),
         ("maestro 6759 6498 2643 8453", "maestro [REDACTED:card]"),
         ("mastercard 2223 0000 4841 0010", "mastercard [REDACTED:card]"),
+        # a card next to other numbers: its whole groups are found inside the run
+        ("card 4111 1111 1111 1111 12/25", "card [REDACTED:card] 12/25"),
+        ("qty 12 4111 1111 1111 1111", "qty 12 [REDACTED:card]"),
+        ("4111-1111-1111-1111-77", "[REDACTED:card]-77"),
+        ("4111111111111111 3 items", "[REDACTED:card] 3 items"),
+        ("amex 3782 822463 10005 9", "amex [REDACTED:card] 9"),
     ],
 )
 def test_card_networks(redactor: Redactor, text: str, expected: str) -> None:

@@ -127,15 +127,13 @@ _SECRET_NAMES = frozenset(SECRET_KEY_NAMES)
 # -- checks -------------------------------------------------------------------------
 
 
+_LUHN_DOUBLE = {str(d): (2 * d if d < 5 else 2 * d - 9) for d in range(10)}
+
+
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    """The Luhn checksum of a string of ASCII digits."""
+    double = _LUHN_DOUBLE
+    total = sum(map(int, digits[-1::-2])) + sum([double[char] for char in digits[-2::-2]])
     return total % 10 == 0
 
 
@@ -234,6 +232,9 @@ class Rule:
     #: RE2 then rejects such matches anyway (and resumes after them), so both engines
     #: give the same answers, and re stops retrying at every position inside long runs.
     guard: bool = False
+    #: The check also sees matches that start right after a ``before`` character (it
+    #: looks for a value inside them: a card after ``ref42 ``).
+    inside: bool = False
 
 
 def _plain(category: str) -> Check:
@@ -271,19 +272,85 @@ def _bounded(text: str, start: int, end: int, rule: Rule) -> bool:
 
 def _check_card(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     start, end = m.span()
-    # A digit run that goes on past a separator is a longer number, not a card.
-    if start >= 2 and text[start - 1] in " -." and text[start - 2] in _DIGITS:
-        return None
-    if end + 1 < len(text) and text[end] in " -." and text[end + 1] in _DIGITS:
-        return None
     value = text[start:end]
     separators = {char for char in value if char in " -"}
     if len(separators) > 1:
         return None
-    digits = value.replace(" ", "").replace("-", "")
-    if not (13 <= len(digits) <= 19 and _card_brand_ok(digits) and luhn_ok(digits)):
+    if start > 0 and text[start - 1] in _WORD:
+        # The match starts inside a word ("ref42 4111 ..."): a card can only begin at one
+        # of its later groups.
+        if not separators:
+            return None
+        (sep,) = separators
+        return _card_in_run(text, text.index(sep, start) + 1, end, separators)
+    run_on = (start >= 2 and text[start - 1] in " -." and text[start - 2] in _DIGITS) or (
+        end + 1 < len(text) and text[end] in " -." and text[end + 1] in _DIGITS
+    )
+    if not run_on:
+        digits = value.replace(" ", "").replace("-", "")
+        if 13 <= len(digits) <= 19 and _card_brand_ok(digits) and luhn_ok(digits):
+            return "card", start, end
+        if not separators:
+            return None
+    # The digits go on (a card next to an expiry date, a quantity, an order number):
+    # look for a card made of whole groups of the run.
+    return _card_in_run(text, start, end, separators)
+
+
+_CARD_REACH = 28  # how far a run is followed past the regex match: a 19-digit card and its separators
+_THREE_DIGITS = re.compile(r"[0-9]{3}")
+_CARD_RUNS = {" ": re.compile(r"[0-9]+(?: [0-9]+)*"), "-": re.compile(r"[0-9]+(?:-[0-9]+)*")}
+
+
+def _card_in_run(text: str, start: int, end: int, separators: set[str]) -> Verdict:
+    """A card at the start of a longer separated digit run, or after some of its groups: one
+    group of 13-19 digits, or several groups of 3-6 digits each (how cards are printed),
+    issuer and Luhn checked. The run is followed at most ``_CARD_REACH`` characters past
+    the match (the next match of the same run starts there), so the work stays linear."""
+    if separators:
+        (sep,) = separators
+    elif end + 1 < len(text) and text[end + 1] in _DIGITS:
+        sep = text[end]
+    else:
+        return None  # the run goes on only to the left: the previous match looked at it
+    run = _CARD_RUNS.get(sep)
+    if run is None:
         return None
-    return "card", start, end
+    found = run.match(text, start, min(len(text), end + _CARD_REACH))
+    if found is None:  # pragma: no cover - the regex match starts with a digit
+        return None
+    stop = found.end()
+    if stop < len(text) and text[stop] in _DIGITS:  # cut by the reach: drop the partial group
+        stop = text.rfind(sep, start, stop)
+    if _THREE_DIGITS.search(text, start, stop) is None:  # cards are printed in groups of 3+
+        return None
+    groups: list[tuple[int, int]] = []
+    cursor = start
+    for piece in text[start:stop].split(sep):
+        groups.append((cursor, cursor + len(piece)))
+        cursor += len(piece) + 1
+    for first in range(len(groups)):
+        if groups[first][0] >= end:
+            break  # a card starting further on belongs to the next match of the run
+        if text[groups[first][0]] not in "23456":  # no card network starts otherwise
+            continue
+        count = 0
+        for last in range(first, len(groups)):
+            width = groups[last][1] - groups[last][0]
+            if last == first and width >= 13:
+                candidate: tuple[int, int] | None = groups[first]  # a card glued to other groups
+            elif 3 <= width <= 6:
+                count += width
+                candidate = (groups[first][0], groups[last][1]) if count >= 13 else None
+            else:
+                break
+            if candidate is not None:
+                digits = text[candidate[0] : candidate[1]].replace(sep, "")
+                if len(digits) <= 19 and _card_brand_ok(digits) and luhn_ok(digits):
+                    return "card", candidate[0], candidate[1]
+                if count == 0 or count >= 19:
+                    break
+    return None
 
 
 def _check_iban(text: str, m: Any, engine: RedactionEngine) -> Verdict:
@@ -771,6 +838,7 @@ RULES: tuple[Rule, ...] = (
         check=_check_card,
         before=_WORD,
         after=_WORD,
+        inside=True,
     ),
     Rule(
         "iban",
@@ -1058,7 +1126,13 @@ class RedactionEngine:
         for m in compiled.regex.finditer(text):
             if m.start() < cursor:
                 continue
-            if rule.before and m.start() > 0 and text[m.start() - 1] in rule.before and rule.group == 0:
+            if (
+                rule.before
+                and m.start() > 0
+                and text[m.start() - 1] in rule.before
+                and rule.group == 0
+                and not rule.inside
+            ):
                 continue
             verdict = check(text, m, self)
             if verdict is None:
