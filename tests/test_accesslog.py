@@ -27,7 +27,18 @@ from hardenkit.errors import ConfigurationError
 from hardenkit.logs import AccessLogMiddleware, Redactor, configure_logging
 from support import uvicorn_server
 
-FIELDS = {"method", "path", "query", "status", "duration_ms", "bytes", "client", "user_agent", "request_id"}
+FIELDS = {
+    "method",
+    "path",
+    "query",
+    "status",
+    "duration_ms",
+    "response_bytes",
+    "bytes",
+    "client",
+    "user_agent",
+    "request_id",
+}
 
 
 class Collect(logging.Handler):
@@ -88,6 +99,7 @@ def test_one_record_per_request_with_every_field(access: Collect) -> None:
         "path": "/",
         "query": "page=2&token=[REDACTED:secret]&email=[REDACTED:email]",
         "status": 200,
+        "response_bytes": 5,
         "bytes": 5,
         "client": "testclient",
         "user_agent": "probe/1.0",

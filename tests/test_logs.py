@@ -169,7 +169,7 @@ def test_json_lines_carry_time_level_logger_message_request_id_and_extras() -> N
         REQUEST_ID.reset(token)
     logging.getLogger("app").info("outside")
     first, second = json_lines(stream)
-    assert RFC3339_UTC.match(first.pop("time"))
+    assert RFC3339_UTC.match(first.pop("timestamp"))
     assert first == {
         "level": "WARNING",
         "logger": "app.orders",

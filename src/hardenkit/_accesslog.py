@@ -27,8 +27,9 @@ class AccessLogMiddleware:
     """Logs one record per HTTP request on ``logger`` (``hardenkit.access``).
 
     Fields (as ``extra``, so JSON formatters write them as keys): ``method``,
-    ``path``, ``query`` (redacted), ``status``, ``duration_ms``, ``bytes`` (response
-    body bytes), ``client``, ``user_agent``, ``request_id``; ``disconnected`` when
+    ``path``, ``query`` (redacted), ``status``, ``duration_ms``, ``response_bytes``
+    (response body bytes; also as ``bytes``), ``client``, ``user_agent``,
+    ``request_id``; ``disconnected`` when
     the client went away first. A request whose app raises is logged with status
     500 at ERROR and the exception goes on; a request slower than ``slow_ms`` is
     logged at WARNING. Paths answered by an outer kit component (health probes)
@@ -182,7 +183,8 @@ class AccessLogMiddleware:
                 "query": query,
                 "status": status,
                 "duration_ms": duration_ms,
-                "bytes": sent,
+                "response_bytes": sent,
+                "bytes": sent,  # the short name of the same count (kept: earlier lines used it)
                 "client": host,
                 "user_agent": user_agent,
                 "request_id": rid,

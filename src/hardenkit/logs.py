@@ -7,7 +7,7 @@ Secrets and personal data never reach a log line::
 
     hk.configure_logging(level="INFO", json=True, redact=True)
     logging.getLogger("app").info("login for %s", "alice@example.com")
-    # {"time": "...Z", "level": "INFO", "logger": "app", "message": "login for [REDACTED:email]"}
+    # {"timestamp": "...Z", "level": "INFO", "logger": "app", "message": "login for [REDACTED:email]"}
 
 The redactor, the filter and ``configure_logging`` use the standard library and
 python-json-logger only: scripts can import them without loading starlette or
@@ -20,7 +20,9 @@ import io
 import json as _json
 import logging
 import sys
+from collections import UserList, defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
@@ -200,23 +202,30 @@ class Redactor:
                 return items
             try:
                 factory: Any = type(obj)
+                if isinstance(obj, defaultdict):
+                    return factory(obj.default_factory, items)
                 return factory(items)
             except Exception:
                 return items
-        if isinstance(obj, (list, tuple, set, frozenset)):
+        if isinstance(obj, (list, tuple, set, frozenset, deque, UserList, AbstractSet)):
             path.add(marker)
             try:
                 values = [self._obj(value, depth + 1, path) for value in obj]
             finally:
                 path.discard(marker)
-            if type(obj) in (list, tuple, set, frozenset):
-                return type(obj)(values)
+            kind: Any = type(obj)
+            if kind in (list, tuple, set, frozenset):
+                return kind(values)
             if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-                return type(obj)(*values)  # a namedtuple
+                return kind(*values)  # a namedtuple
             try:
-                return type(obj)(values)
+                if isinstance(obj, deque):
+                    return kind(values, obj.maxlen)
+                return kind(values)
             except Exception:
-                return values if isinstance(obj, list) else tuple(values)
+                if isinstance(obj, AbstractSet):
+                    return frozenset(values) if isinstance(obj, frozenset) else set(values)
+                return values if isinstance(obj, (list, deque, UserList)) else tuple(values)
         # Any other object: look at its text, the form a log line would show. An object
         # whose text cannot be read is replaced, not passed through.
         try:
@@ -390,7 +399,7 @@ def _json_formatter_class() -> type[logging.Formatter]:
     reserved = [*RESERVED_ATTRS, "taskName", *_OWN_ATTRS]
 
     class HardenkitJsonFormatter(JsonFormatter):
-        """python-json-logger with hardenkit's fields: time (UTC RFC 3339), level, logger,
+        """python-json-logger with hardenkit's fields: timestamp (UTC RFC 3339), level, logger,
         message, request_id, the extras, and a structured exception."""
 
         def __init__(self) -> None:
@@ -402,7 +411,7 @@ def _json_formatter_class() -> type[logging.Formatter]:
             exc_text = message_dict.pop("exc_info", None)
             stack = message_dict.pop("stack_info", None)
             own = {
-                "time": _rfc3339(record.created),
+                "timestamp": _rfc3339(record.created),
                 "level": record.levelname,
                 "logger": record.name,
                 "message": record.message,
@@ -462,6 +471,17 @@ class _TextFormatter(logging.Formatter):
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when the record is emitted."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+
 def configure_logging(
     level: str | int = "INFO",
     *,
@@ -472,7 +492,7 @@ def configure_logging(
 ) -> logging.Handler:
     """Send every log record to one handler on the root logger: JSON lines or plain text.
 
-    JSON lines (python-json-logger) carry ``time`` (UTC RFC 3339), ``level``,
+    JSON lines (python-json-logger) carry ``timestamp`` (UTC RFC 3339), ``level``,
     ``logger``, ``message``, ``request_id``, the extras and a structured
     ``exception``; plain text (``json=False``) is one line per record with
     CR/LF escaped. ``redact=True`` (or a :class:`Redactor`) adds a
@@ -495,7 +515,11 @@ def configure_logging(
     if not isinstance(redact, (bool, Redactor)):
         raise ConfigurationError("configure_logging: redact takes True, False or a hardenkit.Redactor")
 
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    # Without a stream, sys.stderr is looked up at each write (like logging's last resort):
+    # a later redirection (pytest's capture, contextlib.redirect_stderr) is followed.
+    handler: logging.StreamHandler[IO[str]] = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler._hardenkit = True  # type: ignore[attr-defined]
     if redact is False:
         handler.addFilter(_ContextFilter())
@@ -507,7 +531,9 @@ def configure_logging(
     for old in list(root.handlers):
         if getattr(old, "_hardenkit", False):
             root.removeHandler(old)
-    root.addHandler(handler)
+    # First among the root's handlers: the filter redacts each record in place, so the
+    # handlers after it (a file handler, pytest's caplog) get the redacted record too.
+    root.handlers.insert(0, handler)
     root.setLevel(level)
     if uvicorn:
         for name in _UVICORN_LOGGERS:
