@@ -34,7 +34,6 @@ FIELDS = {
     "status",
     "duration_ms",
     "response_bytes",
-    "bytes",
     "client",
     "user_agent",
     "request_id",
@@ -100,7 +99,6 @@ def test_one_record_per_request_with_every_field(access: Collect) -> None:
         "query": "page=2&token=[REDACTED:secret]&email=[REDACTED:email]",
         "status": 200,
         "response_bytes": 5,
-        "bytes": 5,
         "client": "testclient",
         "user_agent": "probe/1.0",
         "request_id": response.headers["x-request-id"],
@@ -391,7 +389,7 @@ def test_real_uvicorn_writes_one_json_line_per_request_including_disconnects(tmp
     first, second = lines
     assert first["query"] == "api_key=[REDACTED:secret]&q=1"
     assert first["request_id"] == response.headers["x-request-id"] and first["user_agent"] == "itest"
-    assert first["client"] == "127.0.0.1" and first["bytes"] == 2
+    assert first["client"] == "127.0.0.1" and first["response_bytes"] == 2
     assert second["path"] == "/stream" and second.get("disconnected") is True
     assert "topsecret" not in log_file.read_text(encoding="utf-8")
 

@@ -184,7 +184,6 @@ class AccessLogMiddleware:
                 "status": status,
                 "duration_ms": duration_ms,
                 "response_bytes": sent,
-                "bytes": sent,  # the short name of the same count (kept: earlier lines used it)
                 "client": host,
                 "user_agent": user_agent,
                 "request_id": rid,
