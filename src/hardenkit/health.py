@@ -350,26 +350,36 @@ class _Lifecycle:
 # -- the middleware ---------------------------------------------------------------------
 
 _CancelledError = asyncio.CancelledError
+#: The message of the drain's Task.cancel(); on Python 3.10 it is how a caught CancelledError is told apart.
+_DRAIN_CANCEL = "hardenkit: drain_timeout passed"
+
+
+def _current_task() -> asyncio.Task[Any]:
+    """The running asyncio task; RuntimeError when none (trio, or outside a task)."""
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover - ASGI servers call apps from a task
+        raise RuntimeError("no current task")
+    return task
+
 
 if sys.version_info >= (3, 11):
-
-    def _current_task() -> asyncio.Task[Any]:
-        """The running asyncio task; RuntimeError when none (trio, or outside a task)."""
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - ASGI servers call apps from a task
-            raise RuntimeError("no current task")
-        return task
 
     def _uncancel(task: asyncio.Task[Any]) -> int:
         return task.uncancel()
 
-else:  # pragma: no cover - Python 3.10 has no Task.uncancel: in-flight requests use cancel scopes
+    def _is_drain_cancel(error: BaseException) -> bool:
+        return True  # Task.cancelling() tells the rest apart (see _uncancel)
 
-    def _current_task() -> asyncio.Task[Any]:
-        raise RuntimeError("Task.uncancel needs Python 3.11")
+else:  # pragma: no cover - Python 3.10 has no cancellation count (Task.cancelling/uncancel)
 
     def _uncancel(task: asyncio.Task[Any]) -> int:
-        raise AssertionError("unreachable on Python 3.10")
+        # A caught CancelledError leaves nothing behind on 3.10; nobody else's cancel can be counted
+        # either: one that landed in the same loop iteration as ours was folded into ours by asyncio.
+        return 0
+
+    def _is_drain_cancel(error: BaseException) -> bool:
+        # The server's cancel that came first (even folded with ours) carries its own message.
+        return bool(error.args) and error.args[0] == _DRAIN_CANCEL
 
 
 _KINDS = ("live", "ready", "health", "startup")
@@ -593,9 +603,11 @@ class HealthProbeMiddleware:
         cut = False
         try:
             await self.app(scope, receive, send_wrapper)
-        except _CancelledError:
+        except _CancelledError as exc:
             # Ours (drain_timeout) and nobody else's: swallow it; anything else propagates.
             if task not in life.cut:
+                raise
+            if not _is_drain_cancel(exc):  # Python 3.10: someone else's cancel, delivered first
                 raise
             life.cut.discard(task)
             if _uncancel(task) > 0:  # cancelled by someone else too (the server): theirs to handle
@@ -998,7 +1010,7 @@ class HealthProbeMiddleware:
             for task in list(life.tasks):
                 if task not in life.cut and not task.done():
                     life.cut.add(task)
-                    task.cancel("hardenkit: drain_timeout passed")
+                    task.cancel(_DRAIN_CANCEL)
 
     def _unhook(self) -> None:
         life = self._life
