@@ -21,9 +21,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import filelock
+
+try:  # filelock's judgment of a soft marker's owner, so we log exactly the breaks it makes (private: guarded)
+    from filelock import _identity as _filelock_identity
+except ImportError:  # pragma: no cover - older filelock: _owner_gone falls back to the host name and pid
+    _filelock_identity = None  # type: ignore[assignment]
 
 from ._lock_atomic import atomic_write, pid_alive
 from .errors import ConfigurationError, LockError, LockTimeout
@@ -132,16 +137,52 @@ def _read_record(path: str) -> Holder | None:
     return _parse_record(raw)
 
 
-def _read_soft_marker(path: str) -> tuple[int, str] | None:
-    # filelock's soft marker is "<pid>\n<host>\n[<start token>\n]"; we only need who, to tell the log line.
+class _Marker(NamedTuple):
+    pid: int
+    host: str  # as filelock writes it: its host_name(), which on Linux carries the PID namespace
+    token: int | None  # the holder's process start token (filelock >= 3.29 on Windows, 4.x everywhere)
+    identity: tuple[int, int]  # (st_dev, st_ino): which marker file this was
+
+
+def _read_soft_marker(path: str) -> _Marker | None:
+    # filelock's soft marker is "<pid>\n<host>\n[<start token>\n]"; we need who, to judge it and tell the log
+    # line, and which file, to tell later whether that marker is gone.
     try:
-        with open(path, encoding="utf-8", errors="replace") as fileobj:
-            lines = fileobj.read(1024).splitlines()
+        with open(path, "rb") as fileobj:
+            identity = _identity(os.fstat(fileobj.fileno()))
+            text = fileobj.read(1024).decode("utf-8", errors="replace")
     except OSError:
         return None
-    if len(lines) >= 2 and lines[0].isdigit():
-        return int(lines[0]), lines[1]
-    return None
+    lines = text.split("\n")
+    if not text.endswith("\n") or len(lines) not in (3, 4):  # a marker still being written, or not one
+        return None
+    numbers = lines[:1] + lines[2:-1]  # the pid, and the start token when there is one
+    if not all(value.isascii() and value.isdigit() for value in numbers):
+        return None
+    token = int(lines[2]) if len(lines) == 4 else None
+    return _Marker(int(lines[0]), lines[1], token, identity)
+
+
+def _owner_gone(marker: _Marker) -> bool:
+    """Whether filelock will judge this marker's owner gone (and break it): filelock's own test when it has one."""
+    judge = getattr(_filelock_identity, "owner_is_stale", None)
+    if judge is None:  # pragma: no cover - a filelock without it compares the plain host name and the pid
+        return marker.host == _host() and not pid_alive(marker.pid)
+    try:
+        return bool(judge(marker.pid, marker.host, marker.token))
+    except (OSError, ValueError, OverflowError):  # pragma: no cover - filelock treats these as "not stale"
+        return False
+
+
+def _marker_identity(path: str) -> tuple[int, int] | None:
+    try:
+        return _identity(os.lstat(path))
+    except OSError:
+        return None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _check_timeout(timeout: float | None, what: str = "timeout") -> float | None:
@@ -291,25 +332,43 @@ class FileLock:
         return True
 
     def _attempt_soft(self) -> bool:
-        before = _read_soft_marker(self._path)
-        self._lock.acquire(blocking=False)  # filelock breaks a marker whose local process is gone
+        # filelock breaks a marker whose process on this host is gone, silently, and not always within an
+        # attempt that acquires: filelock >= 4.2 swaps its own marker in (renameat2/renamex_np exchange), so
+        # that attempt acquires; filelock 4.1 (and 4.2 on Windows) renames the stale marker away and reports
+        # "not acquired", and a later attempt (ours or a peer's) creates a fresh marker on the empty path. So
+        # the break is logged by the attempt that sees it happen: the dead marker read just before it is
+        # gone just after it, whether or not this attempt acquired.
+        seen = _read_soft_marker(self._path)
+        dead = seen if seen is not None and _owner_gone(seen) else None
         try:
-            if before is not None:
-                pid, host = before
-                if host == _host() and pid != os.getpid() and not pid_alive(pid):
-                    old = _read_record(self._holder_path)
-                    details = old.describe() if old is not None and old.pid == pid else f"pid {pid} on {host}"
-                    logger.warning(
-                        "broke stale soft lock %s: its holder is gone (%s)",
-                        self._path,
-                        details,
-                        extra={"lock_path": self._path, "stale_pid": pid},
-                    )
+            self._lock.acquire(blocking=False)
+        except filelock.Timeout:
+            if dead is not None and _marker_identity(self._path) != dead.identity:
+                self._log_stale(dead)  # broken by this attempt (or, racing it, by a peer's)
+            raise
+        try:
+            if dead is not None:
+                self._log_stale(dead)  # the marker this attempt replaced
             atomic_write(self._holder_path, _record(), fsync=False)
         except BaseException:
             self._lock.release()
             raise
         return True
+
+    def _log_stale(self, marker: _Marker) -> None:
+        # The dead holder's record is still beside the path: only an acquisition replaces it, after this.
+        old = _read_record(self._holder_path)
+        details = (
+            old.describe()
+            if old is not None and old.pid == marker.pid
+            else f"pid {marker.pid} on {marker.host}"
+        )
+        logger.warning(
+            "broke stale soft lock %s: its holder is gone (%s)",
+            self._path,
+            details,
+            extra={"lock_path": self._path, "stale_pid": marker.pid},
+        )
 
     def _os_error(self, exc: OSError) -> LockError:
         hint = ""
