@@ -38,18 +38,8 @@ def problem_body(
 
 
 def problem_response(
-    status: int,
-    title: str,
-    *,
-    detail: str | None = None,
-    type: str = "about:blank",
-    instance: str | None = None,
-    request_id: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-    headers: Mapping[str, str] | None = None,
+    status: int, title: str, *, headers: Mapping[str, str] | None = None, **fields: Any
 ) -> Response:
-    """A Response (an ASGI app) carrying a problem document."""
-    body = problem_body(
-        status, title, detail=detail, type=type, instance=instance, request_id=request_id, extra=extra
-    )
+    """A Response (an ASGI app) carrying a problem document; ``fields`` as for :func:`problem_body`."""
+    body = problem_body(status, title, **fields)
     return Response(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
