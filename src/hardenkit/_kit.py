@@ -533,14 +533,3 @@ def harden(app: Any, *, env: bool = True, **overrides: Mapping[str, Any] | bool 
     if hasattr(app, "add_middleware") and hasattr(app, "user_middleware"):
         return kit.install(app)
     return kit.wrap(app)
-
-
-class ComponentBase:
-    """Optional base for kit-aware components: documents the class attributes the kit reads."""
-
-    #: The slot this component occupies (one of SLOTS) or None (placed as registered).
-    hardenkit_slot: ClassVar[str | None] = None
-    #: The <COMPONENT> part of HARDENKIT_<COMPONENT>_<OPTION> variables.
-    hardenkit_env_name: ClassVar[str | None] = None
-    #: option name -> parser of the variable's text.
-    hardenkit_env: ClassVar[Mapping[str, EnvParser]] = {}
