@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from pythonjsonlogger.json import JsonFormatter
 
-from hardenkit._context import REQUEST_ID
+from hardenkit.headers import REQUEST_ID
 from hardenkit.logs import AccessLogMiddleware, configure_logging
 
 LINES = 4000

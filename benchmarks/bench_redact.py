@@ -31,8 +31,8 @@ import scrubadub
 import scrubadub.detectors
 import scrubadub.filth
 
-from hardenkit._redact import RULES
 from hardenkit.logs import Redactor
+from hardenkit.logs.engine import RULES
 
 ROUNDS = 5
 

@@ -12,9 +12,9 @@ import time
 
 import anyio
 
-from hardenkit._context import REQUEST_ID
 from hardenkit.aio import AsyncWrapper, configure_limiter, gather_limited, limiter_stats, run_sync, to_async
 from hardenkit.errors import CallTimeout
+from hardenkit.headers import REQUEST_ID
 
 configure_limiter("db", 2)
 unstick = threading.Event()

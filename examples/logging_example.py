@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import hardenkit as hk
-from hardenkit._context import REQUEST_ID
+from hardenkit.headers import REQUEST_ID
 
 hk.configure_logging(level="INFO", json=True, redact=True)
 log = logging.getLogger("billing")

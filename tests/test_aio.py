@@ -17,7 +17,6 @@ import anyio.lowlevel
 import pytest
 from typing_extensions import assert_type
 
-from hardenkit._context import REQUEST_ID
 from hardenkit.aio import (
     DEFAULT_LIMITER,
     AsyncWrapper,
@@ -28,6 +27,7 @@ from hardenkit.aio import (
     to_async,
 )
 from hardenkit.errors import CallTimeout, ConfigurationError
+from hardenkit.headers import REQUEST_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -208,7 +208,7 @@ async def test_request_id_inside_sync_code_of_a_real_app() -> None:
 
 
 async def test_log_lines_written_in_the_thread_carry_the_request_id() -> None:
-    from hardenkit._context import REQUEST_ID
+    from hardenkit.headers import REQUEST_ID
 
     root = logging.getLogger()
     level = root.level

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 import hardenkit as hk
-from hardenkit._headers import SECURITY_PRESETS, HeaderContractMiddleware
+from hardenkit.headers import SECURITY_PRESETS, HeaderContractMiddleware
 from support import asgi_request
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

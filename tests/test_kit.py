@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import hardenkit as hk
-from hardenkit._config import EnvParser, env_bool, env_float, env_int, env_list, env_optional, env_str
-from hardenkit._kit import SLOTS, Wiring, after, before
+from hardenkit._core.config import EnvParser, env_bool, env_float, env_int, env_list, env_optional, env_str
+from hardenkit._core.kit import SLOTS, Wiring, after, before
 
 # -- small components of the tests' own ----------------------------------------------
 

@@ -341,7 +341,7 @@ def test_long_commands_are_shortened_in_the_record(
 
 
 def test_record_head_shortens_a_long_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hardenkit._lock_file as lock_file
+    import hardenkit.lock.file as lock_file
 
     monkeypatch.setattr(sys, "orig_argv", ["python", "y" * 5000])
     monkeypatch.setattr(lock_file, "_IDENTITY", None)  # restored afterwards, with this process's real command
@@ -782,7 +782,7 @@ def test_atomic_write_follows_a_symlink(tmp_path: Path) -> None:
 def test_temp_files_of_dead_writers_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
     target = tmp_path / "f"
     atomic_write(target, "v1")
-    from hardenkit._lock_atomic import temp_path_for
+    from hardenkit.lock.atomic import temp_path_for
 
     mine = Path(temp_path_for(str(target)))
     head, pid_and_rest = mine.name.rsplit("-", 1)
@@ -1134,7 +1134,7 @@ def test_cli_reports_a_signal_death_like_a_shell(tmp_path: Path) -> None:
 def test_cli_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], status: int, message: str
 ) -> None:
-    from hardenkit.lock import _cli_main
+    from hardenkit.cli.lock import main as _cli_main
 
     (tmp_path / "not-executable").write_text("")
     (tmp_path / "sub").write_text("a file where a directory should be")
@@ -1145,7 +1145,7 @@ def test_cli_errors(
 def test_cli_in_process_runs_the_command_and_restores_signal_handlers(
     tmp_path: Path, holders: Callable[..., subprocess.Popen[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hardenkit.lock import _cli_main
+    from hardenkit.cli.lock import main as _cli_main
 
     before = signal.getsignal(signal.SIGTERM)
     path = str(tmp_path / "a.lock")
@@ -1158,7 +1158,7 @@ def test_cli_in_process_runs_the_command_and_restores_signal_handlers(
 
 
 def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
-    from hardenkit.lock import _cli_main
+    from hardenkit.cli.lock import main as _cli_main
 
     assert _cli_main(["--help"]) == 0
     assert "-- CMD" in capsys.readouterr().out

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import hardenkit as hk
-from hardenkit._context import REQUEST_ID
 from hardenkit.errors import ConfigurationError
+from hardenkit.headers import REQUEST_ID
 from hardenkit.logs import RedactingFilter, Redactor, configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,7 +295,7 @@ def test_configure_logging_rejects_bad_options(options: dict[str, Any], message:
 def test_public_names_are_reexported() -> None:
     assert hk.Redactor is Redactor and hk.RedactingFilter is RedactingFilter
     assert hk.configure_logging is configure_logging
-    from hardenkit._accesslog import AccessLogMiddleware
+    from hardenkit.logs.access import AccessLogMiddleware
 
     assert hk.AccessLogMiddleware is AccessLogMiddleware
     with pytest.raises(AttributeError):

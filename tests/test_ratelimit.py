@@ -21,16 +21,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 import hardenkit as hk
-from hardenkit._context import REQUEST_ID
-from hardenkit._kit import Kit, Wiring
-from hardenkit._ratelimit import (
+from hardenkit._core.kit import Kit, Wiring
+from hardenkit.errors import ConfigurationError
+from hardenkit.headers import REQUEST_ID
+from hardenkit.ratelimit import (
     QUOTA_EXCEEDED,
     RateLimitBreach,
     RateLimitExceeded,
     RateLimitMiddleware,
     rate_limit,
 )
-from hardenkit.errors import ConfigurationError
 from support import asgi_request
 
 STREAM_CHUNKS = [b"chunk-%d;" % i for i in range(50)]
@@ -1009,7 +1009,7 @@ def test_importing_the_limiter_loads_no_storage_backend() -> None:
     import sys
 
     code = (
-        "import sys, hardenkit._ratelimit\n"
+        "import sys, hardenkit.ratelimit\n"
         "loaded = [m for m in ('redis', 'limits.storage', 'limits.aio', 'valkey') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

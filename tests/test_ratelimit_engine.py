@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from limits import parse
 
-from hardenkit._ratelimit_engine import LocalEngine, StorageGuard, Window, mask_uri, sliding_wait
-from hardenkit._ratelimit_keys import ClientAddress, parse_ip, parse_networks, safe_key
+from hardenkit.ratelimit.clients import mask_uri
+from hardenkit.ratelimit.engine import LocalEngine, Window, sliding_wait
+from hardenkit.ratelimit.keys import ClientAddress, parse_ip, parse_networks, safe_key
+from hardenkit.ratelimit.storage import StorageGuard
 
 
 class Clock:

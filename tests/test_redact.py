@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hardenkit._redact import CATEGORIES, DEFAULT_CATEGORIES, luhn_ok
 from hardenkit.errors import ConfigurationError
 from hardenkit.logs import Redactor
+from hardenkit.logs.engine import CATEGORIES, DEFAULT_CATEGORIES
+from hardenkit.logs.validators import luhn_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "redaction_corpus" / "corpus.jsonl"

@@ -19,10 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._context import request_id
-    from ._headers import HeaderContractMiddleware
-    from ._kit import Kit, Wiring, harden
-    from ._ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
+    from ._core.context import request_id
+    from ._core.kit import Kit, Wiring, harden
     from .aio import AsyncWrapper, configure_limiter, gather_limited, limiter_stats, run_sync, to_async
     from .errors import (
         CallTimeout,
@@ -34,9 +32,11 @@ if TYPE_CHECKING:
         StateError,
         StorageUnavailable,
     )
+    from .headers import HeaderContractMiddleware
     from .health import Check, HealthProbeMiddleware
     from .lock import FileLock, JsonState, atomic_write
     from .logs import AccessLogMiddleware, RedactingFilter, Redactor, configure_logging
+    from .ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
 
 # public name -> module that defines it (relative to this package)
 _LAZY: dict[str, str] = {
@@ -47,29 +47,29 @@ _LAZY: dict[str, str] = {
     "ConfigurationError": ".errors",
     "FileLock": ".lock",
     "HardenkitError": ".errors",
-    "HeaderContractMiddleware": "._headers",
+    "HeaderContractMiddleware": ".headers",
     "HealthProbeMiddleware": ".health",
     "JsonState": ".lock",
-    "Kit": "._kit",
+    "Kit": "._core.kit",
     "LockError": ".errors",
     "LockTimeout": ".errors",
-    "RateLimitBreach": "._ratelimit",
-    "RateLimitExceeded": "._ratelimit",
-    "RateLimitMiddleware": "._ratelimit",
+    "RateLimitBreach": ".ratelimit",
+    "RateLimitExceeded": ".ratelimit",
+    "RateLimitMiddleware": ".ratelimit",
     "RedactingFilter": ".logs",
     "Redactor": ".logs",
     "StateCorrupted": ".errors",
     "StateError": ".errors",
     "StorageUnavailable": ".errors",
-    "Wiring": "._kit",
+    "Wiring": "._core.kit",
     "atomic_write": ".lock",
     "configure_limiter": ".aio",
     "configure_logging": ".logs",
     "gather_limited": ".aio",
-    "harden": "._kit",
+    "harden": "._core.kit",
     "limiter_stats": ".aio",
-    "rate_limit": "._ratelimit",
-    "request_id": "._context",
+    "rate_limit": ".ratelimit",
+    "request_id": "._core.context",
     "run_sync": ".aio",
     "to_async": ".aio",
 }

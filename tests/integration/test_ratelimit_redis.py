@@ -17,7 +17,7 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from hardenkit._ratelimit import RateLimitMiddleware, rate_limit
+from hardenkit.ratelimit import RateLimitMiddleware, rate_limit
 from support import RedisServer, asgi_request, uvicorn_server
 
 pytestmark = pytest.mark.redis

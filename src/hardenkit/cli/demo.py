@@ -18,7 +18,7 @@ def demo_app_path() -> Path:
     bundled = Path(__file__).with_name("_demo_app.py")
     if bundled.exists():
         return bundled
-    return Path(__file__).resolve().parents[2] / "examples" / "demo_app.py"
+    return Path(__file__).resolve().parents[3] / "examples" / "demo_app.py"
 
 
 def load_demo_app() -> Any:
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         # Shared limits through Redis; per-process limits while it is unreachable.
         os.environ["HARDENKIT_RATELIMIT_STORAGE"] = args.redis
         os.environ.setdefault("HARDENKIT_RATELIMIT_ON_STORAGE_ERROR", "memory")
-    from .logs import configure_logging
+    from ..logs import configure_logging
 
     configure_logging(level="INFO", json=False)
     app = load_demo_app()

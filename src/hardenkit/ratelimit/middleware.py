@@ -14,41 +14,35 @@ parameter.
 
 from __future__ import annotations
 
-import contextvars
-import fnmatch
 import inspect
 import logging
 import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._config import EnvParser, env_choice, env_float, env_list, env_optional, env_str
-from ._problem import problem_response
-from ._ratelimit_engine import (
+from .._core.config import EnvParser, env_choice, env_float, env_list, env_optional, env_str
+from .._core.problem import problem_response
+from ..errors import ConfigurationError
+from .clients import mask_uri, scheme_of
+from .engine import (
     ALLOWED_BLIND,
     STRATEGY_NAMES,
     Decision,
     Engine,
     LocalEngine,
-    NetworkEngines,
     Stat,
-    StorageGuard,
-    Window,
-    mask_uri,
-    scheme_of,
 )
-from ._ratelimit_keys import ClientAddress, header_value, in_networks, parse_ip, parse_networks, safe_key
-from .errors import ConfigurationError
+from .keys import ClientAddress, header_value, in_networks, parse_ip, parse_networks, safe_key
+from .storage import NetworkEngines, StorageGuard
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from ._kit import Wiring
+    from .._core.kit import Wiring
 
     LimitSpec = str | RateLimitItem | Sequence[str | RateLimitItem]
 
@@ -59,178 +53,29 @@ if TYPE_CHECKING:
         Callable[[Scope, "RateLimitBreach"], BreachResult] | Callable[["RateLimitBreach"], BreachResult]
     )
 
-__all__ = ["QUOTA_EXCEEDED", "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"]
+from .dependency import _CURRENT, _RequestState
+from .policy import (
+    _ERROR_MODES,
+    _HEADER_MODES,
+    _IETF_HEADERS,
+    _POLICY_NAME,
+    _PROXY_HEADERS,
+    _X_HEADERS,
+    QUOTA_EXCEEDED,
+    QUOTA_EXCEEDED_TITLE,
+    RateLimitBreach,
+    RateLimitExceeded,
+    _compile_rule,
+    _make_policy,
+    _parse_limits,
+    _path_matcher,
+    _Policy,
+    _Rule,
+)
+
+__all__ = ["RateLimitMiddleware"]
 
 logger = logging.getLogger("hardenkit.ratelimit")
-
-#: The problem type of draft-ietf-httpapi-ratelimit-headers for a refused request.
-QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
-QUOTA_EXCEEDED_TITLE = "Request cannot be satisfied as assigned quota has been exceeded"
-
-_POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_HEADER_MODES = ("both", "ietf", "x-ratelimit")
-_ERROR_MODES = ("allow", "deny", "memory")
-_METHOD = re.compile(r"^[A-Z]+(?:,[A-Z]+)*$")
-_PROXY_HEADERS = ("auto", "x-forwarded-for", "forwarded")
-_WEBSOCKET_METHODS = frozenset({"WEBSOCKET", "WS"})
-
-# Header names this component writes, for CORS exposure and de-duplication.
-_IETF_HEADERS = ("RateLimit", "RateLimit-Policy")
-_X_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
-
-
-@dataclass(frozen=True)
-class RateLimitBreach:
-    """What ``on_breach`` receives about a refused request."""
-
-    key: str
-    policy: str
-    violated: tuple[str, ...]
-    retry_after: int
-    method: str
-    path: str
-
-
-class RateLimitExceeded(Exception):
-    """Raised by :func:`rate_limit` checks; RateLimitMiddleware turns it into a 429."""
-
-    def __init__(self, breach: RateLimitBreach, decision: Decision | None, policy: _Policy) -> None:
-        super().__init__(f"rate limit {breach.policy!r} exceeded; retry in {breach.retry_after}s")
-        self.breach = breach
-        self.decision = decision
-        self.policy = policy
-
-
-@dataclass(frozen=True)
-class _Policy:
-    name: str
-    namespace: str
-    windows: tuple[Window, ...]
-    policy_header: str  # the RateLimit-Policy items, precomputed
-    policy_header_bytes: bytes
-
-
-def _parse_limits(value: object, *, option: str) -> tuple[Any, ...]:
-    from limits import RateLimitItem, parse_many
-
-    items: list[RateLimitItem] = []
-    values: Iterable[object]
-    if isinstance(value, str):
-        values = [value]
-    elif isinstance(value, RateLimitItem):
-        values = [value]
-    elif isinstance(value, (list, tuple)):
-        values = value
-    else:
-        raise ConfigurationError(
-            f"{option}: expected a limit string like '100/minute' (or '10/second;100/minute'), got {value!r}"
-        )
-    for part in values:
-        if isinstance(part, RateLimitItem):
-            items.append(part)
-            continue
-        if not isinstance(part, str):
-            raise ConfigurationError(f"{option}: expected a limit string like '100/minute', got {part!r}")
-        try:
-            items.extend(parse_many(part))
-        except ValueError:
-            raise ConfigurationError(
-                f"{option}: {part!r} is not a rate limit; write '<count>/<period>' such as "
-                "'100/minute', '10/second;1000/hour' or '5 per 10 seconds'"
-            ) from None
-    if not items:
-        raise ConfigurationError(f"{option}: no limit given; write a limit such as '100/minute' or None")
-    for item in items:
-        if item.amount <= 0:
-            raise ConfigurationError(f"{option}: {item} allows nothing; use a rule with None to block-list")
-    return tuple(items)
-
-
-def _make_policy(name: str, namespace: str, items: Sequence[Any]) -> _Policy:
-    windows: list[Window] = []
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        label = name if len(items) == 1 else f"{name}-{int(item.get_expiry())}s"
-        if label in seen:
-            label = f"{label}-{index + 1}"
-        seen.add(label)
-        windows.append(Window(item, label))
-    header = ", ".join(f'"{w.name}";q={w.item.amount};w={w.seconds}' for w in windows)
-    return _Policy(name, namespace, tuple(windows), header, header.encode("latin-1"))
-
-
-@dataclass(frozen=True)
-class _Rule:
-    text: str
-    methods: frozenset[str] | None
-    exact: str | None
-    regex: re.Pattern[str] | None
-    policy: _Policy | None  # None: exempt
-
-    def matches(self, kind: str, method: str, path: str) -> bool:
-        if self.methods is not None:
-            wanted = "WEBSOCKET" if kind == "websocket" else method
-            if wanted not in self.methods:
-                return False
-        if self.exact is not None:
-            return path == self.exact
-        assert self.regex is not None  # one of exact/regex is always set
-        return self.regex.fullmatch(path) is not None
-
-
-def _path_matcher(path: str, *, option: str) -> tuple[str | None, re.Pattern[str] | None]:
-    if not path.startswith("/"):
-        raise ConfigurationError(
-            f"{option}: path {path!r} must start with '/', e.g. '/webhooks/*' or 'POST /ai/{{name}}'"
-        )
-    if "{" in path:
-        from starlette.routing import compile_path
-
-        try:
-            regex, _, _ = compile_path(path)
-        except (ValueError, AssertionError, KeyError) as exc:
-            raise ConfigurationError(f"{option}: bad path pattern {path!r}: {exc}") from None
-        return None, re.compile(regex.pattern.rstrip("$"))
-    if any(char in path for char in "*?["):
-        return None, re.compile(fnmatch.translate(path))
-    return path, None
-
-
-def _compile_rule(
-    text: object, *, option: str
-) -> tuple[frozenset[str] | None, str | None, re.Pattern[str] | None]:
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigurationError(f"{option}: a rule pattern must be a string like 'POST /ai/*', got {text!r}")
-    method_part, _, path = text.strip().rpartition(" ")
-    methods: frozenset[str] | None = None
-    if method_part:
-        method_part = method_part.strip().upper().replace(" ", "")
-        if not _METHOD.match(method_part):
-            raise ConfigurationError(
-                f"{option}: {text!r}: write an optional method list then a path, e.g. 'POST /ai/*', "
-                "'GET,HEAD /export/{name}' or 'WEBSOCKET /ws'"
-            )
-        methods = frozenset("WEBSOCKET" if m in _WEBSOCKET_METHODS else m for m in method_part.split(","))
-    exact, regex = _path_matcher(path, option=f"{option} {text!r}")
-    return methods, exact, regex
-
-
-class _RequestState:
-    """Per-request state shared with :func:`rate_limit` checks through a context variable."""
-
-    __slots__ = ("decisions", "key", "key_known", "limiter", "scope")
-
-    def __init__(self, limiter: RateLimitMiddleware, scope: Scope) -> None:
-        self.limiter = limiter
-        self.scope = scope
-        self.key: str | None = None
-        self.key_known = False
-        self.decisions: list[tuple[_Policy, Decision]] = []
-
-
-_CURRENT: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar(
-    "hardenkit.ratelimit.request", default=None
-)
 
 
 class RateLimitMiddleware:
@@ -358,7 +203,7 @@ class RateLimitMiddleware:
         elif key == "ip":
             pass
         elif isinstance(key, str) and key.lower().startswith("header:") and key[7:].strip():
-            from ._config import check_header_name
+            from .._core.config import check_header_name
 
             self._key_header = check_header_name(key[7:].strip(), option="key").encode("latin-1")
         else:
@@ -948,68 +793,3 @@ def _looks_like_network(text: str) -> bool:
     if "/" in text:
         return True
     return parse_ip(text) is not None and text.count(":") != 1
-
-
-def rate_limit(policy: str, *, cost: int = 1) -> Callable[[], Awaitable[None]]:
-    """A per-endpoint limit that needs no ``request`` parameter.
-
-    Returns an async function taking no arguments: use it as a FastAPI dependency
-    (``Depends(hk.rate_limit("ai"))``) or await it inside any endpoint behind
-    RateLimitMiddleware. It counts the request against the middleware's policy
-    ``policy`` (or a limit string), with the middleware's storage and client key;
-    when the limit is exhausted it raises :class:`RateLimitExceeded`, which the
-    middleware answers with its usual 429.
-    """
-    if not isinstance(policy, str) or not policy:
-        raise ConfigurationError(f"rate_limit: expected a policy name or a limit string, got {policy!r}")
-    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
-        raise ConfigurationError(f"rate_limit: cost must be a whole number >= 0, got {cost!r}")
-    inline: _Policy | None = None
-    if not _POLICY_NAME.match(policy):
-        # Not a name: it must be a limit string; its own bucket is named after it.
-        items = _parse_limits(policy, option="rate_limit")
-        inline = _make_policy("endpoint", "endpoint:" + safe_key(policy.replace(" ", "")), items)
-
-    async def check() -> None:
-        state = _CURRENT.get()
-        if state is None:
-            raise ConfigurationError(
-                f"rate_limit({policy!r}) ran outside a request handled by RateLimitMiddleware; "
-                "add the middleware (app.add_middleware(hk.RateLimitMiddleware) or hk.harden(app))"
-            )
-        limiter = state.limiter
-        target = inline
-        if target is None:
-            if policy in limiter.policies:
-                target = limiter.policies[policy]
-            elif policy == "default" and limiter.default_policy is not None:
-                target = limiter.default_policy
-            else:
-                known = ", ".join(sorted(limiter.policies)) or "none defined"
-                raise ConfigurationError(f"rate_limit({policy!r}): no such policy; known: {known}")
-        key = await limiter._client_key(state)
-        if key is None or limiter._allowed(state.scope, key):
-            return
-        if limiter._overrides:
-            _, target = limiter._override(key, target)
-            if target is None:
-                return
-        decision = await limiter.decide(target, key, cost)
-        if decision is not None and decision.stats:
-            state.decisions.append((target, decision))
-        if decision is None or not decision.allowed:
-            scope = state.scope
-            breach = RateLimitBreach(
-                key=limiter._user_key(key),
-                policy=target.name,
-                violated=tuple(s.window.name for s in (decision.stats if decision else ()) if s.violated)
-                or (target.name,),
-                retry_after=decision.retry_after if decision is not None else 1,
-                method=scope.get("method", "WEBSOCKET"),
-                path=scope.get("path", "/"),
-            )
-            raise RateLimitExceeded(breach, decision, target)
-
-    check.__name__ = f"rate_limit_{policy}" if _POLICY_NAME.match(policy) else "rate_limit"
-    check.__qualname__ = check.__name__
-    return check

@@ -7,15 +7,15 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._config import env_bool, env_float, env_list, env_optional, env_str
-from ._context import REQUEST_ID
-from .errors import ConfigurationError
-from .logs import PRE_REDACTED, Redactor
+from .._core.config import env_bool, env_float, env_list, env_optional, env_str
+from .._core.context import REQUEST_ID
+from ..errors import ConfigurationError
+from .redactor import PRE_REDACTED, Redactor
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from ._kit import Wiring
+    from .._core.kit import Wiring
 
 __all__ = ["AccessLogMiddleware"]
 

@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._config import EnvParser
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from .config import EnvParser
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -484,9 +484,9 @@ def _default_place(cls: type[Any]) -> str:
 #: Each component adds its own line here.
 DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     ("health", "hardenkit.health:HealthProbeMiddleware", {}),
-    ("headers", "hardenkit._headers:HeaderContractMiddleware", {}),
+    ("headers", "hardenkit.headers:HeaderContractMiddleware", {}),
     ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
-    ("ratelimit", "hardenkit._ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
+    ("ratelimit", "hardenkit.ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
     # Starlette's own; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
     (
         "body_limit",

@@ -11,14 +11,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ._version import __version__
+from .._version import __version__
 
 # subcommand -> ("module:function", help). Each function takes the remaining argv
 # (list[str]) and returns an exit status.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("hardenkit._demo:main", "serve the demo app hardened by harden() on 127.0.0.1"),
-    "lock": ("hardenkit.lock:_cli_main", "run a command while holding a file lock"),
-    "redact": ("hardenkit.logs:_cli_redact", "redact secrets and PII from stdin or files"),
+    "demo": ("hardenkit.cli.demo:main", "serve the demo app hardened by harden() on 127.0.0.1"),
+    "lock": ("hardenkit.cli.lock:main", "run a command while holding a file lock"),
+    "redact": ("hardenkit.cli.redact:main", "redact secrets and PII from stdin or files"),
 }
 
 

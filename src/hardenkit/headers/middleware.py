@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ._config import (
+from .._core.config import (
     EnvParser,
     check_header_name,
     check_header_value,
@@ -18,9 +18,9 @@ from ._config import (
     env_optional,
     env_str,
 )
-from ._context import REQUEST_ID
-from ._kit import Wiring
-from .errors import ConfigurationError
+from .._core.context import REQUEST_ID
+from .._core.kit import Wiring
+from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -367,7 +367,7 @@ class HeaderContractMiddleware:
                     exc_info=exc,
                     extra={"request_id": rid},
                 )
-                from ._problem import problem_response
+                from .._core.problem import problem_response
 
                 response = problem_response(
                     500,
@@ -382,7 +382,7 @@ class HeaderContractMiddleware:
             REQUEST_ID.reset(token)
 
     async def _reject_invalid(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from ._problem import problem_response
+        from .._core.problem import problem_response
 
         header = self._rid_name.decode("latin-1")
         response = problem_response(

@@ -1,17 +1,6 @@
-"""File locks and atomic state for scripts and services sharing files.
+"""``hardenkit lock PATH [--timeout S] [--soft] -- CMD ARGS...``: run a command holding a file lock.
 
-::
-
-    from hardenkit.lock import FileLock, LockTimeout, atomic_write, JsonState
-
-    with FileLock("/var/run/myjob.lock", timeout=5):
-        ...
-    atomic_write("report.txt", "all good\\n")
-    state = JsonState("state.json")
-    with state.update() as data:
-        data["runs"] = data.get("runs", 0) + 1
-
-Importing this module never imports starlette, limits or anyio (anyio loads inside the async methods).
+Imports only :mod:`hardenkit.lock` (never the web stack).
 """
 
 from __future__ import annotations
@@ -22,21 +11,7 @@ import subprocess
 import sys
 from types import FrameType
 
-from ._lock_atomic import atomic_write
-from ._lock_file import FileLock, Holder
-from ._lock_state import JsonState
-from .errors import LockError, LockTimeout, StateCorrupted, StateError
-
-__all__ = [
-    "FileLock",
-    "Holder",
-    "JsonState",
-    "LockError",
-    "LockTimeout",
-    "StateCorrupted",
-    "StateError",
-    "atomic_write",
-]
+from ..lock import FileLock, LockError, LockTimeout
 
 EX_USAGE = 2
 EX_CANTCREAT = 73
@@ -64,7 +39,7 @@ def _cli_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cli_main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """``hardenkit lock PATH [--timeout S] [--soft] -- CMD ARGS...``"""
     parser = _cli_parser()
     if "--" not in argv:

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
-from ._lock_atomic import atomic_write, temp_path_for
-from ._lock_file import FileLock, _check_timeout
-from .errors import ConfigurationError, StateCorrupted, StateError
+from ..errors import ConfigurationError, StateCorrupted, StateError
+from .atomic import atomic_write, temp_path_for
+from .file import FileLock, _check_timeout
 
 __all__ = ["JsonState"]
 

@@ -30,8 +30,8 @@ try:  # filelock's judgment of a soft marker's owner, so we log exactly the brea
 except ImportError:  # pragma: no cover - older filelock: _owner_gone falls back to the host name and pid
     _filelock_identity = None  # type: ignore[assignment]
 
-from ._lock_atomic import atomic_write, pid_alive
-from .errors import ConfigurationError, LockError, LockTimeout
+from ..errors import ConfigurationError, LockError, LockTimeout
+from .atomic import atomic_write, pid_alive
 
 __all__ = ["FileLock", "Holder"]
 

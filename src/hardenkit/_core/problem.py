@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ._context import REQUEST_ID
+from .context import REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
 

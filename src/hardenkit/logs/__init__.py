@@ -1,0 +1,51 @@
+"""Redacted JSON logs: Redactor, RedactingFilter, configure_logging and the access log.
+
+Secrets and personal data never reach a log line::
+
+    import logging
+    import hardenkit as hk
+
+    hk.configure_logging(level="INFO", json=True, redact=True)
+    logging.getLogger("app").info("login for %s", "alice@example.com")
+    # {"timestamp": "...Z", "level": "INFO", "logger": "app", "message": "login for [REDACTED:email]"}
+
+Modules: ``engine`` (the redaction rules and the scanner), ``redactor`` (Redactor),
+``filters`` (RedactingFilter), ``formatting`` (formatters, configure_logging),
+``access`` (AccessLogMiddleware, loaded on first use). Everything but the access
+log uses the standard library and python-json-logger only, so scripts can import
+it without loading starlette or limits; the access log is pure ASGI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .engine import CATEGORIES, DEFAULT_CATEGORIES, OPT_IN_CATEGORIES, is_secret_key, re2_available
+from .filters import RedactingFilter
+from .formatting import configure_logging
+from .redactor import Redactor
+
+if TYPE_CHECKING:
+    from .access import AccessLogMiddleware
+
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_CATEGORIES",
+    "OPT_IN_CATEGORIES",
+    "AccessLogMiddleware",
+    "RedactingFilter",
+    "Redactor",
+    "configure_logging",
+    "is_secret_key",
+    "re2_available",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The access log is loaded on first use, so importing hardenkit.logs stays light.
+    if name == "AccessLogMiddleware":
+        from .access import AccessLogMiddleware
+
+        globals()[name] = AccessLogMiddleware
+        return AccessLogMiddleware
+    raise AttributeError(f"module 'hardenkit.logs' has no attribute {name!r}")

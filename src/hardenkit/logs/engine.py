@@ -1,0 +1,427 @@
+"""The redaction engine behind :class:`hardenkit.logs.Redactor` (standard library only).
+
+Log content is attacker-controlled, so the engine is built to stay linear:
+
+* every pattern is written in the common subset of Python's ``re`` and RE2
+  (no look-around, no back-references, bounded repetition only), so the same
+  rule table runs on both engines and gives the same answers;
+* a cheap prefilter decides which rules can match a line at all: with
+  google-re2 installed one ``RE2::Set`` pass over the text; without it, literal
+  substring checks (C speed) before a rule's regex is run;
+* boundary checks, checksums (Luhn, mod-97) and key-name checks run in Python on
+  the few candidates, never as regex look-arounds that would backtrack;
+* the tail of a long token is swallowed by an anchored, deterministic
+  ``re.match`` instead of an unbounded repetition inside the pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+from ..errors import ConfigurationError
+from .rules import (
+    _DIGITS,
+    _MARK,
+    CATEGORIES,
+    DEFAULT_CATEGORIES,
+    OPT_IN_CATEGORIES,
+    RULES,
+    Rule,
+    _bounded,
+    _check_group1,
+    _normalise_key,
+    _plain,
+    is_secret_key,
+    re2_available,
+)
+
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_CATEGORIES",
+    "OPT_IN_CATEGORIES",
+    "Engine",
+    "Mode",
+    "RedactionEngine",
+    "is_secret_key",
+    "re2_available",
+]
+
+Mode = Literal["mask", "hash", "partial"]
+Engine = Literal["auto", "re2", "re"]
+
+
+class _Match(Protocol):
+    def span(self, group: int = 0) -> tuple[int, int]: ...
+    def group(self, group: int = 0) -> str | None: ...
+
+
+class _Pattern(Protocol):
+    def finditer(self, text: str) -> Iterator[Any]: ...
+
+
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_CUSTOM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    rule: Rule
+    regex: _Pattern
+    extend: re.Pattern[str] | None
+    literals: tuple[str, ...]
+
+
+class RedactionEngine:
+    """Compiled rules for one configuration; ``redact`` is safe to call from many threads."""
+
+    def __init__(
+        self,
+        *,
+        mode: Mode = "mask",
+        categories: Iterable[str] | None = None,
+        enable: Iterable[str] = (),
+        disable: Iterable[str] = (),
+        patterns: Mapping[str, str] | None = None,
+        keys: Iterable[str] = (),
+        key: str | bytes | None = None,
+        engine: Engine = "auto",
+    ) -> None:
+        if mode not in ("mask", "hash", "partial"):
+            raise ConfigurationError(
+                f"Redactor: mode={mode!r} is not known; write 'mask', 'hash' or 'partial'"
+            )
+        self.mode: Mode = mode
+        known = set(CATEGORIES)
+        chosen = set(DEFAULT_CATEGORIES if categories is None else _strings(categories, "categories"))
+        for option, names in (("categories", chosen), ("enable", set(_strings(enable, "enable")))):
+            unknown = sorted(names - known)
+            if unknown:
+                raise ConfigurationError(
+                    f"Redactor: {option} has unknown categories {unknown}; known: {', '.join(CATEGORIES)}"
+                )
+        chosen |= set(enable)
+        off = set(_strings(disable, "disable"))
+        unknown_off = sorted(off - known - set(patterns or {}))
+        if unknown_off:
+            raise ConfigurationError(
+                f"Redactor: disable has unknown categories {unknown_off}; known: {', '.join(CATEGORIES)}"
+            )
+        chosen -= off
+        self.categories: frozenset[str] = frozenset(chosen)
+        keys = _strings(keys, "keys")
+        self.extra_keys: frozenset[str] = frozenset(_normalise_key(name) for name in keys)
+        if any(not name for name in self.extra_keys):
+            raise ConfigurationError("Redactor: keys must be non-empty names such as 'pin' or 'otp'")
+
+        if key is None:
+            env_key = os.environ.get("HARDENKIT_REDACT_KEY")
+            key = env_key if env_key else None
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        if key is not None and not isinstance(key, bytes):
+            raise ConfigurationError("Redactor: key must be str or bytes (or set HARDENKIT_REDACT_KEY)")
+        # Without a configured key the tokens still correlate inside this process.
+        self._hmac_key: bytes = key if key else _process_key()
+
+        if engine not in ("auto", "re2", "re"):
+            raise ConfigurationError(f"Redactor: engine={engine!r} is not known; write 'auto', 're2' or 're'")
+        re2_module: Any = None
+        if engine in ("auto", "re2"):
+            try:
+                re2_module = importlib.import_module("re2")
+            except ImportError:
+                if engine == "re2":
+                    raise ConfigurationError(
+                        "Redactor: engine='re2' needs google-re2; pip install 'hardenkit[re2]' "
+                        "or write engine='auto'"
+                    ) from None
+                re2_module = None
+        self.engine_name: str = "re2" if re2_module is not None else "re"
+
+        self.custom_patterns: dict[str, str] = {}
+        rules = [rule for rule in RULES if self.categories.intersection(rule.categories)]
+        if self.extra_keys:
+            rules = [_with_extra_keys(rule, keys) if rule.name == "key_value" else rule for rule in rules]
+        for name, pattern in (patterns or {}).items():
+            if not isinstance(name, str) or not _CUSTOM_NAME.match(name):
+                raise ConfigurationError(
+                    f"Redactor: custom pattern name {name!r} must be a short lower-case word such as 'employee_id'"
+                )
+            if name in known:
+                raise ConfigurationError(
+                    f"Redactor: custom pattern {name!r} has the name of a built-in category; choose another name"
+                )
+            if name in off:
+                continue
+            try:
+                groups = re.compile(pattern).groups
+            except (re.error, TypeError) as exc:
+                raise ConfigurationError(f"Redactor: pattern {name!r} does not compile: {exc}") from None
+            rules.append(
+                Rule(
+                    f"custom:{name}", (name,), pattern, check=_check_group1(name) if groups else _plain(name)
+                )
+            )
+            self.categories |= {name}
+            self.custom_patterns[name] = pattern
+
+        self._pem = "private_key" in self.categories
+        self._compiled: list[_Compiled] = []
+        # Python-re twins of the rules, for text RE2 cannot take (lone surrogates).
+        self._pure: list[_Compiled] = []
+        self._key_cache: dict[str, bool] = {}
+        self._set: Any = None
+        self._set_index: list[int] = []  # set id -> index in _compiled
+        self._always: list[int] = []  # rules the prefilter cannot vouch for
+        for rule in rules:
+            regex: _Pattern
+            if re2_module is not None:
+                try:
+                    regex = re2_module.compile(rule.pattern)
+                except re2_module.error:
+                    # A custom pattern outside RE2's syntax (look-around...): Python's re.
+                    regex = re.compile(rule.pattern)
+            else:
+                regex = re.compile(_sre_pattern(rule))
+            literals = tuple(lit.lower() for lit in rule.literals) if rule.icase else rule.literals
+            extend = re.compile(rule.extend) if rule.extend else None
+            self._compiled.append(_Compiled(rule, regex, extend, literals))
+            self._pure.append(_Compiled(rule, re.compile(_sre_pattern(rule)), extend, literals))
+        if re2_module is not None:
+            rset = re2_module.Set.SearchSet()
+            for index, compiled in enumerate(self._compiled):
+                pre = _prefilter_regex(compiled.rule)
+                try:
+                    rset.Add(pre)
+                except re2_module.error:
+                    self._always.append(index)
+                    continue
+                self._set_index.append(index)
+            rset.Compile()
+            self._set = rset
+        # Python-re prefilters (rules without literal triggers), for might_contain.
+        self._pre: dict[str, re.Pattern[str]] = {
+            c.rule.name: re.compile(_prefilter_regex(c.rule)) for c in self._pure or self._compiled
+        }
+        self._needs_lower = any(c.rule.icase and c.literals for c in self._compiled)
+        self._literal_table: list[tuple[str, bool, int]] = [
+            (literal, compiled.rule.icase, index)
+            for index, compiled in enumerate(self._compiled)
+            for literal in compiled.literals
+        ]
+
+    # -- the public operations -------------------------------------------------------
+    def covers(self, other: RedactionEngine) -> bool:
+        """True when this engine finds everything ``other`` finds (same or more rules)."""
+        return (
+            self.categories >= other.categories
+            and self.extra_keys >= other.extra_keys
+            and self.custom_patterns.items() >= other.custom_patterns.items()
+        )
+
+    def secret_key(self, name: str) -> bool:
+        cache = self._key_cache
+        known = cache.get(name)
+        if known is None:
+            known = is_secret_key(name, self.extra_keys)
+            if len(cache) >= 4096:  # key names are few; bound the cache anyway
+                cache.clear()
+            cache[name] = known
+        return known
+
+    def candidates(self, text: str) -> list[_Compiled]:
+        """The rules that may match ``text`` (the prefilter)."""
+        if self._set is not None and _utf8_ok(text):
+            hits = self._set.Match(text)
+            chosen = sorted({self._set_index[i] for i in hits} | set(self._always)) if hits else self._always
+            return [self._compiled[i] for i in chosen]
+        compiled_list = self._pure if self._set is not None else self._compiled
+        lowered = text.lower() if self._needs_lower else text
+        hit: set[int] = set()
+        for literal, icase, index in self._literal_table:
+            if index not in hit and literal in (lowered if icase else text):
+                hit.add(index)
+        long_enough = len(text) >= 40
+        return [
+            compiled
+            for index, compiled in enumerate(compiled_list)
+            if index in hit or (not compiled.literals and (long_enough or compiled.rule.name != "aws_secret"))
+        ]
+
+    def might_contain(self, text: str) -> bool:
+        """Cheap check: False means :meth:`redact` would return ``text`` unchanged."""
+        if self._pem and "-----BEGIN" in text:
+            return True
+        if self._set is not None and _utf8_ok(text):
+            return bool(self._always) or self._set.Match(text) is not None
+        for compiled in self.candidates(text):
+            # Literal triggers already matched; a rule without them must show its prefix.
+            if compiled.literals or self._pre[compiled.rule.name].search(text):
+                return True
+        return False
+
+    def redact(self, text: str) -> str:
+        if self._pem and "-----BEGIN" in text:
+            text = self._redact_pem(text)
+        for compiled in self.candidates(text):
+            text = self._apply(compiled, text)
+        return text
+
+    # -- internals -------------------------------------------------------------------
+    def _apply(self, compiled: _Compiled, text: str) -> str:
+        rule = compiled.rule
+        check = rule.check or _plain(rule.categories[0])
+        pieces: list[str] = []
+        cursor = 0
+        for m in compiled.regex.finditer(text):
+            if m.start() < cursor:
+                continue
+            if (
+                rule.before
+                and m.start() > 0
+                and text[m.start() - 1] in rule.before
+                and rule.group == 0
+                and not rule.inside
+            ):
+                continue
+            verdict = check(text, m, self)
+            if verdict is None:
+                continue
+            category, start, end = verdict
+            if category not in self.categories or start < cursor:
+                continue
+            if compiled.extend is not None and end == m.end():
+                grown = compiled.extend.match(text, end)
+                if grown is not None:
+                    end = grown.end()
+            if not _bounded(text, start, end, rule):
+                continue
+            value = text[start:end]
+            if value.startswith(_MARK):
+                continue
+            pieces.append(text[cursor:start])
+            pieces.append(self.token(category, value))
+            cursor = end
+        if not pieces:
+            return text
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
+    def _redact_pem(self, text: str) -> str:
+        pieces: list[str] = []
+        cursor = 0
+        while True:
+            m = _PEM_BEGIN.search(text, cursor)
+            if m is None:
+                break
+            end_m = _PEM_END.search(text, m.end())
+            # An unterminated block hides everything after it: the rest is key material.
+            end = len(text) if end_m is None else end_m.end()
+            pieces.append(text[cursor : m.start()])
+            pieces.append(self.token("private_key", text[m.start() : end]))
+            cursor = end
+        if not pieces:
+            return text
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
+    def token(self, category: str, value: str) -> str:
+        """The replacement for ``value`` found as ``category``, according to the mode."""
+        if self.mode == "hash":
+            digest = hmac.new(self._hmac_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
+            return f"[REDACTED:{category}:{digest.hexdigest()[:12]}]"
+        if self.mode == "partial" and category == "card":
+            digits = [char for char in value if char in _DIGITS]
+            return f"[REDACTED:card:****{''.join(digits[-4:])}]"
+        return f"[REDACTED:{category}]"
+
+    def redact_lines(
+        self, lines: Iterable[str], redact_line: Callable[[str], str] | None = None
+    ) -> Iterator[str]:
+        """Redact a stream of lines; a private key block spanning lines is hidden whole.
+
+        ``redact_line`` redacts one line outside key blocks (default: as text).
+        """
+        one = redact_line or self.redact
+        in_key = False
+        for line in lines:
+            body = line.rstrip("\r\n")
+            ending = line[len(body) :]
+            if in_key:
+                end_m = _PEM_END.search(body)
+                if end_m is None:
+                    continue  # key material: dropped
+                in_key = False
+                rest = body[end_m.end() :]
+                if rest.strip():
+                    yield self.redact(rest) + ending
+                continue
+            begin = _PEM_BEGIN.search(body) if self._pem and "-----BEGIN" in body else None
+            if begin is not None and _PEM_END.search(body, begin.end()) is None:
+                in_key = True
+                yield self.redact(body) + ending
+                continue
+            yield one(line)
+
+
+def _utf8_ok(text: str) -> bool:
+    """RE2 sees UTF-8: a lone surrogate (undecodable input bytes) sends the text to Python's re."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_PROCESS_KEY: list[bytes] = []
+
+
+def _process_key() -> bytes:
+    if not _PROCESS_KEY:
+        _PROCESS_KEY.append(secrets.token_bytes(32))
+    return _PROCESS_KEY[0]
+
+
+def _strings(values: Iterable[str], option: str) -> list[str]:
+    if isinstance(values, str):
+        raise ConfigurationError(f"Redactor: {option} takes a list of names, e.g. [{values!r}]")
+    out = list(values)
+    for value in out:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"Redactor: {option} takes names (strings), got {value!r}")
+    return out
+
+
+def _with_extra_keys(rule: Rule, keys: list[str]) -> Rule:
+    """The key=value rule, also matching the user's own key names."""
+    names = sorted({name.lower() for name in keys}, key=len, reverse=True)
+    alternation = "|".join(re.escape(name) for name in names)
+    pattern = rule.pattern.replace("(?i)(", f"(?i)({alternation}|", 1)
+    return replace(rule, pattern=pattern, literals=(*rule.literals, *names))
+
+
+def _sre_pattern(rule: Rule) -> str:
+    if not rule.guard or not rule.before:
+        return rule.pattern
+    chars = "".join(sorted(rule.before))
+    return f"(?<![{re.escape(chars)}])(?:{rule.pattern})"
+
+
+def _prefilter_regex(rule: Rule) -> str:
+    if rule.pre is not None:
+        return rule.pre
+    if rule.literals:
+        body = "|".join(re.escape(lit) for lit in rule.literals)
+        return f"(?i)(?:{body})" if rule.icase else body
+    return rule.pattern

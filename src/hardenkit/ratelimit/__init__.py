@@ -1,0 +1,23 @@
+"""Rate limiting: :class:`RateLimitMiddleware` and the per-endpoint check :func:`rate_limit`.
+
+A request goes through, in order: exempt paths (and paths an outer component
+answers, such as health probes), the rules (first match wins, else the default
+policy), the client key (``None`` exempts), the ``allow`` list, per-key
+overrides, then one check-and-count in the storage. A refused request gets a 429
+``application/problem+json`` answer; an admitted one gets the rate-limit headers.
+
+Modules: ``middleware`` (the ASGI middleware), ``policy`` (limit strings, rules,
+the breach record), ``dependency`` (:func:`rate_limit`), ``keys`` (client
+addresses, trusted proxies), ``engine`` (the in-memory counters and the engine
+types), ``scripts`` (the Redis/Valkey Lua scripts), ``storage`` (network
+storages, their pools and outages). May import the shared core and ``limits``
+(lazily); no other component.
+"""
+
+from __future__ import annotations
+
+from .dependency import rate_limit
+from .middleware import RateLimitMiddleware
+from .policy import QUOTA_EXCEEDED, RateLimitBreach, RateLimitExceeded
+
+__all__ = ["QUOTA_EXCEEDED", "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"]

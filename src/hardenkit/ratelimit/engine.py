@@ -1,0 +1,415 @@
+"""Counting engines of the rate limiter, and what happens while the storage is down.
+
+Three ways to count, all on top of ``limits``:
+
+* ``memory://``: limits' synchronous MemoryStorage and strategies, called inline.
+  Nothing awaits between the check and the increment, so on one event loop the
+  check-and-count is atomic and exact under any concurrency.
+* Redis and Valkey (fixed and sliding window) on asyncio: one Lua script per
+  request through the client of a ``limits.aio`` storage. It checks every limit
+  of the request, counts them only if all pass, and returns what the headers
+  need, in one round trip (limits' own hit + window stats take two or three).
+* Anything else (memcached, mongodb, the moving window on Redis, and every
+  network storage under trio, where the asyncio clients cannot run): limits'
+  strategies, async on asyncio, or sync in bounded worker threads on trio.
+
+:class:`StorageGuard` keeps the storage's health: it backs off while the storage
+is unreachable and logs once when an outage starts and once when it ends.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import anyio.to_thread
+
+from .clients import _close_storage, client_options
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+
+logger = logging.getLogger("hardenkit.ratelimit")
+
+#: limits' names for the strategies hardenkit accepts.
+STRATEGY_NAMES = {
+    "sliding-window": "sliding-window-counter",
+    "fixed-window": "fixed-window",
+    "moving-window": "moving-window",
+}
+
+_SCRIPT_SCHEMES = ("redis", "rediss", "redis+cluster", "redis+sentinel", "redis+unix")
+_VALKEY_SCHEMES = ("valkey", "valkeys", "valkey+cluster", "valkey+sentinel", "valkey+unix")
+
+
+class Window:
+    """One limit of a policy, with its name in the headers (static parts precomputed)."""
+
+    __slots__ = ("amount", "ietf_prefix", "item", "name", "seconds", "tag", "x_limit")
+
+    def __init__(self, item: RateLimitItem, name: str) -> None:
+        self.item = item
+        self.name = name
+        self.amount: int = item.amount
+        self.seconds: int = int(item.get_expiry())
+        self.tag = f"{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+        self.ietf_prefix = f'"{name}";r='
+        self.x_limit = str(item.amount).encode("latin-1")
+
+    def __repr__(self) -> str:
+        return f"Window({self.name!r}, {self.amount}/{self.seconds}s)"
+
+
+class Stat:
+    """One limit after a request: what is left and when it refills."""
+
+    __slots__ = ("remaining", "reset_in", "violated", "window")
+
+    def __init__(self, window: Window, remaining: int, reset_in: float, violated: bool) -> None:
+        self.window = window
+        self.remaining = remaining
+        self.reset_in = reset_in
+        self.violated = violated
+
+    def __repr__(self) -> str:
+        return f"Stat({self.window.name!r}, remaining={self.remaining}, reset_in={self.reset_in:.3f})"
+
+
+class Decision:
+    __slots__ = ("allowed", "stats")
+
+    def __init__(self, allowed: bool, stats: tuple[Stat, ...]) -> None:
+        self.allowed = allowed
+        self.stats = stats
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until the violated limits allow a request again (at least 1)."""
+        waits = [stat.reset_in for stat in self.stats if stat.violated] or [
+            stat.reset_in for stat in self.stats
+        ]
+        return max(1, math.ceil(max(waits, default=1.0)))
+
+
+ALLOWED_BLIND = Decision(True, ())
+
+
+class Engine(Protocol):
+    #: True when the engine bounds its own waits by the storage timeout.
+    bounded: bool
+
+    async def acquire(
+        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+    ) -> Decision: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _limits_decide(
+    strategy: Any, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+) -> Decision:
+    """Check and count with a sync limits strategy (runs inline for memory, in a thread else)."""
+    if cost <= 0:
+        ok = True
+        passed = [True] * len(windows)
+    elif len(windows) == 1 and not peek:
+        ok = strategy.hit(windows[0].item, namespace, client, cost=cost)
+        passed = [ok]
+    else:
+        passed = [strategy.test(w.item, namespace, client, cost=cost) for w in windows]
+        ok = all(passed)
+        if ok and not peek:
+            # Count all only when all pass: a refused request uses none of its limits.
+            ok = all([strategy.hit(w.item, namespace, client, cost=cost) for w in windows])
+    now = time.time()
+    stats = []
+    for window, window_ok in zip(windows, passed, strict=True):
+        reset, remaining = strategy.get_window_stats(window.item, namespace, client)
+        stats.append(Stat(window, max(0, int(remaining)), max(0.0, reset - now), not window_ok))
+    return Decision(ok, tuple(stats))
+
+
+async def _limits_decide_async(
+    strategy: Any, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+) -> Decision:
+    if cost <= 0:
+        ok = True
+        passed = [True] * len(windows)
+    elif len(windows) == 1 and not peek:
+        ok = await strategy.hit(windows[0].item, namespace, client, cost=cost)
+        passed = [ok]
+    else:
+        passed = [await strategy.test(w.item, namespace, client, cost=cost) for w in windows]
+        ok = all(passed)
+        if ok and not peek:
+            ok = all([await strategy.hit(w.item, namespace, client, cost=cost) for w in windows])
+    now = time.time()
+    stats = []
+    for window, window_ok in zip(windows, passed, strict=True):
+        reset, remaining = await strategy.get_window_stats(window.item, namespace, client)
+        stats.append(Stat(window, max(0, int(remaining)), max(0.0, reset - now), not window_ok))
+    return Decision(ok, tuple(stats))
+
+
+class _Generations:
+    """Entries of one window length in two generations, so that idle keys expire in O(1).
+
+    Every ``2 * window`` seconds the old generation is dropped whole and the current
+    one becomes old; an entry read from the old generation moves back to the current
+    one. An entry dropped this way was idle for at least two windows, which every
+    strategy has forgotten by then. No timer thread, no scan over all keys.
+    """
+
+    __slots__ = ("current", "old", "period", "rotate_at")
+
+    def __init__(self, seconds: int, now: float) -> None:
+        self.period = 2.0 * max(1, seconds)
+        self.current: dict[tuple[str, str, str], Any] = {}
+        self.old: dict[tuple[str, str, str], Any] = {}
+        self.rotate_at = now + self.period
+
+    def get(self, key: tuple[str, str, str], now: float) -> Any:
+        if now >= self.rotate_at:
+            self.old = self.current if now < self.rotate_at + self.period else {}
+            self.current = {}
+            self.rotate_at = now + self.period
+        entry = self.current.get(key)
+        if entry is None:
+            entry = self.old.pop(key, None)
+            if entry is not None:
+                self.current[key] = entry
+        return entry
+
+    def put(self, key: tuple[str, str, str], entry: Any) -> None:
+        self.current[key] = entry
+
+
+def sliding_refill(previous: int, left: float, seconds: float) -> float:
+    """Seconds until the sliding window counter frees its next unit (the headers' ``t``)."""
+    return left % (seconds / previous) if previous else left
+
+
+def sliding_wait(previous: int, current: int, left: float, seconds: float, limit: int, cost: int) -> float:
+    """Seconds until the sliding window counter admits ``cost`` more units.
+
+    The count is ``floor(previous * w) + current`` where the previous window's weight
+    ``w`` falls from ``left / seconds`` to 0 as the current window runs out, after
+    which the current count becomes the previous one. (limits' own "reset" for this
+    strategy is the end of the current window, which can be too early: a client
+    retrying then would be refused again.)
+    """
+    room = limit - cost
+    if room < 0:
+        return left + seconds  # never admitted; say so for as long as anything is known
+    if current <= room and previous > 0:
+        # floor(previous * (left - t) / seconds) <= room - current
+        return max(0.0, left - (room - current + 1) * seconds / previous) + 0.001
+    if current <= room:
+        return 0.0
+    # After this window: floor(current * (seconds - u) / seconds) <= room
+    return left + max(0.0, seconds - (room + 1) * seconds / current) + 0.001
+
+
+class LocalEngine:
+    """In-process counting for ``memory://`` (and the ``memory`` outage fallback).
+
+    The same three algorithms as limits' MemoryStorage strategies (fixed window;
+    the sliding window counter weighting the previous clock-aligned window; the
+    moving window log), kept on plain dicts. limits' MemoryStorage builds three key
+    strings, takes an RLock per key and schedules a timer thread on every hit:
+    about 15 us per request, more than this whole middleware may cost. Here a
+    check-and-count is one dict lookup under one uncontended lock, so it is exact
+    under any concurrency (also from several threads) and never blocks the loop.
+    """
+
+    bounded = True
+
+    def __init__(self, strategy: str, clock: Callable[[], float] = time.time) -> None:
+        if strategy not in STRATEGY_NAMES:
+            raise ValueError(f"unknown strategy {strategy!r}")
+        self.strategy = strategy
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._gens: dict[int, _Generations] = {}
+        self._check = {
+            "fixed-window": self._fixed,
+            "sliding-window": self._sliding,
+            "moving-window": self._moving,
+        }[strategy]
+
+    async def acquire(
+        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+    ) -> Decision:
+        return self.decide(windows, namespace, client, cost, peek)
+
+    async def aclose(self) -> None:
+        return None
+
+    def decide(
+        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+    ) -> Decision:
+        now = self.clock()
+        check = self._check
+        with self._lock:
+            entries = []
+            allowed = True
+            for window in windows:
+                gens = self._gens.get(window.seconds)
+                if gens is None:
+                    gens = self._gens[window.seconds] = _Generations(window.seconds, now)
+                key = (window.tag, namespace, client)
+                entry = gens.get(key, now)
+                if entry is None:
+                    entry = self._fresh(now, window)
+                    gens.put(key, entry)
+                used, reset_in = check(entry, window, now)
+                ok = used + cost <= window.amount
+                if not ok:
+                    reset_in = self._wait(entry, window, now, cost, used, reset_in)
+                allowed = allowed and ok
+                entries.append((window, entry, used, reset_in, ok))
+            count = allowed and not peek and cost > 0
+            stats = []
+            for window, entry, used, reset_in, ok in entries:
+                if count:
+                    used += cost
+                    reset_in = self._count(entry, window, now, cost, reset_in)
+                stats.append(
+                    Stat(window, window.amount - used if used < window.amount else 0, reset_in, not ok)
+                )
+        return Decision(allowed, tuple(stats))
+
+    def _fresh(self, now: float, window: Window) -> list[Any]:
+        if self.strategy == "fixed-window":
+            return [0, int(now // window.seconds)]  # count, window index
+        if self.strategy == "sliding-window":
+            return [int(now // window.seconds), 0, 0]  # window index, current count, previous count
+        return [collections.deque(), 0]  # (time, cost) entries, their total
+
+    # Each check returns (units used now, seconds until the limit refills) and rolls
+    # the entry forward in time; _count then adds ``cost``.
+    @staticmethod
+    def _fixed(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
+        index = int(now // window.seconds)
+        if entry[1] != index:
+            entry[0] = 0
+            entry[1] = index
+        return entry[0], (index + 1) * window.seconds - now
+
+    @staticmethod
+    def _sliding(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
+        seconds = window.seconds
+        index = int(now // seconds)
+        if entry[0] != index:
+            entry[2] = entry[1] if entry[0] == index - 1 else 0
+            entry[1] = 0
+            entry[0] = index
+        left = seconds - (now - index * seconds)  # until the current window ends
+        previous = entry[2]
+        return math.floor(previous * left / seconds) + entry[1], sliding_refill(previous, left, seconds)
+
+    @staticmethod
+    def _moving(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
+        log: collections.deque[tuple[float, int]] = entry[0]
+        horizon = now - window.seconds
+        while log and log[0][0] <= horizon:
+            entry[1] -= log.popleft()[1]
+        reset = (log[0][0] - horizon) if log else float(window.seconds)
+        return entry[1], reset
+
+    def _wait(
+        self, entry: list[Any], window: Window, now: float, cost: int, used: int, reset_in: float
+    ) -> float:
+        """Seconds until a refused request of ``cost`` would be admitted (its Retry-After)."""
+        if self.strategy == "sliding-window":
+            seconds = window.seconds
+            left = seconds - (now - entry[0] * seconds)
+            return sliding_wait(entry[2], entry[1], left, seconds, window.amount, cost)
+        if self.strategy == "moving-window":
+            if cost > window.amount:
+                return float(window.seconds)
+            # The oldest entries leave first: wait until enough of them have.
+            needed = used + cost - window.amount
+            freed = 0
+            for stamp, units in entry[0]:
+                freed += units
+                if freed >= needed:
+                    return max(0.0, float(stamp) + window.seconds - now)
+        return reset_in  # fixed window: its end
+
+    def _count(self, entry: list[Any], window: Window, now: float, cost: int, reset_in: float) -> float:
+        if self.strategy == "fixed-window":
+            entry[0] += cost
+            return reset_in
+        if self.strategy == "sliding-window":
+            entry[1] += cost
+            return reset_in
+        log = entry[0]
+        if not log:
+            reset_in = float(window.seconds)
+        log.append((now, cost))
+        entry[1] += cost
+        return reset_in
+
+
+class ThreadEngine:
+    """A sync limits storage used from bounded worker threads (trio, or no async client)."""
+
+    bounded = False
+
+    def __init__(self, uri: str, strategy: str, options: dict[str, Any]) -> None:
+        from limits.storage import storage_from_string
+        from limits.strategies import STRATEGIES
+
+        self.storage = storage_from_string(uri, **options)
+        self.strategy = STRATEGIES[STRATEGY_NAMES[strategy]](self.storage)
+        self.limiter = anyio.CapacityLimiter(16)
+
+    async def acquire(
+        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+    ) -> Decision:
+        return await anyio.to_thread.run_sync(
+            _limits_decide, self.strategy, windows, namespace, client, cost, peek, limiter=self.limiter
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+class AsyncEngine:
+    """A ``limits.aio`` storage with limits' async strategies."""
+
+    bounded = False
+
+    def __init__(self, uri: str, strategy: str, options: dict[str, Any], timeout: float = 0.5) -> None:
+        from limits.aio.strategies import STRATEGIES
+        from limits.storage import storage_from_string
+
+        self.storage = storage_from_string("async+" + uri, **client_options(uri, options, timeout))
+        strategy_class: Any = STRATEGIES[STRATEGY_NAMES[strategy]]
+        self.strategy = strategy_class(self.storage)
+
+    async def acquire(
+        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+    ) -> Decision:
+        return await _limits_decide_async(self.strategy, windows, namespace, client, cost, peek)
+
+    async def aclose(self) -> None:
+        await _close_storage(self.storage)
+
+
+# -- one Lua script per request on Redis / Valkey ------------------------------------------
+
+# Both scripts use clock-aligned windows, like LocalEngine: the caller puts the window
+# index in the key names, so a script needs no TTL read, and the common case is one
+# command inside the script (INCRBY or BITFIELD; INFO commandstats counts it and the
+# EVALSHA: 2 per request), plus a few once per key and window.
+
+# KEYS: one key per limit. ARGV: cost, peek (0/1), then limit and window (ms) per limit.
+# Returns "allowed used1 used2 ..." (units used before this request).

@@ -1,0 +1,289 @@
+"""The Redis/Valkey Lua scripts: every limit of a request checked and counted in one round trip.
+
+Imports limits' async storages lazily, through the engine's own helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
+from .clients import _POOLED, _close_storage, client_options, scheme_of
+from .engine import Decision, Stat, Window, sliding_refill, sliding_wait
+
+logger = logging.getLogger("hardenkit.ratelimit")
+
+_FIXED_WINDOW_LUA = """
+local cost = tonumber(ARGV[1])
+local n = #KEYS
+local used = {}
+local ok = 1
+if ARGV[2] == '1' or cost == 0 then
+  local counts = redis.call('mget', unpack(KEYS))
+  for i = 1, n do
+    used[i] = tonumber(counts[i]) or 0
+    if used[i] + cost > tonumber(ARGV[1 + 2 * i]) then ok = 0 end
+  end
+else
+  for i = 1, n do
+    local c = redis.call('incrby', KEYS[i], cost)
+    if c == cost then redis.call('pexpire', KEYS[i], ARGV[2 + 2 * i]) end
+    used[i] = c - cost
+    if c > tonumber(ARGV[1 + 2 * i]) then ok = 0 end
+  end
+  -- A refused request gives back what it took. (With one limit and a cost of 1 the
+  -- excess changes no decision, the window being full until it ends: skip the call.)
+  if ok == 0 and (n > 1 or cost > 1) then
+    for i = 1, n do redis.call('decrby', KEYS[i], cost) end
+  end
+end
+return ok .. ' ' .. table.concat(used, ' ')
+"""
+
+# limits' sliding window counter on clock-aligned windows (as its MemoryStorage does),
+# in one BITFIELD per request. Each (policy, client, limit, window index) key holds two
+# 40-bit fields: #0 the window's count, #1 the previous window's final count + 1 (0: not
+# set), copied from the previous key once, when the key is made (SET ... PX, so no key
+# lives without an expiry). The caller remembers that snapshot from an earlier answer
+# and sends it: the room it implies makes one BITFIELD a conditional increment
+# (OVERFLOW FAIL: "+ (max - room)" fails unless count <= room, and "- (max - room - cost)"
+# then restores count + cost), and the same BITFIELD reads the snapshot to confirm it.
+# Without a known snapshot (first request of this process for this client and window)
+# or when it does not match (the key expired or Redis restarted), one MGET of both keys
+# decides and one write counts.
+# KEYS: current and previous window key per limit. ARGV: cost, peek (0/1), then limit,
+# window (ms), time elapsed in the current window (ms) and the known previous count
+# (-1: unknown) per limit. Returns "allowed" then per limit "used previous current"
+# (before this request).
+_SLIDING_WINDOW_LUA = """
+local cost = tonumber(ARGV[1])
+local count = ARGV[2] ~= '1' and cost > 0
+local n = #KEYS / 2
+local top = 1099511627775
+local ok = 1
+local state = {}
+for i = 1, n do
+  local cur, prev = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit = tonumber(ARGV[4 * i - 1])
+  local window = tonumber(ARGV[4 * i])
+  local left = window - tonumber(ARGV[4 * i + 1])
+  local known = tonumber(ARGV[4 * i + 2])
+  local s = {cur = cur, window = window}
+  local pc, cc, snap
+  if count and known >= 0 and ok == 1 then
+    local room = limit - math.floor(known * left / window) - cost
+    if room > 549755813887 then room = 549755813887 end
+    local up = top - room
+    local r = redis.call('bitfield', cur, 'OVERFLOW', 'FAIL', 'GET', 'u40', '#1', 'GET', 'u40', '#0',
+      'INCRBY', 'u40', '#0', string.format('%d', up), 'INCRBY', 'u40', '#0', string.format('%d', cost - up))
+    snap, cc = r[1], r[2]
+    if snap == known + 1 then
+      pc = known
+      s.counted = r[4] ~= false
+    elseif r[4] ~= false then
+      redis.call('bitfield', cur, 'INCRBY', 'u40', '#0', -cost)
+    end
+    if snap == 0 then
+      local p = redis.call('get', prev)
+      pc = p and struct.unpack('>I5', p) or 0
+      s.create = true
+    elseif pc == nil then
+      pc = snap - 1
+    end
+  else
+    local v = redis.call('mget', cur, prev)
+    if v[1] then cc, snap = struct.unpack('>I5I5', v[1]) else cc, snap = 0, 0 end
+    if snap > 0 then
+      pc = snap - 1
+    else
+      pc = v[2] and struct.unpack('>I5', v[2]) or 0
+      s.create = true
+    end
+  end
+  local used = math.floor(pc * left / window) + cc
+  if used + cost > limit then ok = 0 end
+  s.pc, s.cc, s.used = pc, cc, used
+  state[i] = s
+end
+local out = {}
+for i = 1, n do
+  local s = state[i]
+  if count then
+    local add = (ok == 1 and not s.counted) and cost or 0
+    if ok == 0 and s.counted then
+      redis.call('bitfield', s.cur, 'INCRBY', 'u40', '#0', -cost)
+    elseif s.create then
+      redis.call('set', s.cur, struct.pack('>I5I5', s.cc + add, s.pc + 1), 'PX', 2 * s.window)
+    elseif add > 0 then
+      redis.call('bitfield', s.cur, 'INCRBY', 'u40', '#0', add)
+    end
+  end
+  out[3 * i - 2] = s.used
+  out[3 * i - 1] = s.pc
+  out[3 * i] = s.cc
+end
+return ok .. ' ' .. table.concat(out, ' ')
+"""
+
+
+class ScriptEngine:
+    """Redis/Valkey through a ``limits.aio`` storage's client: one EVALSHA per request.
+
+    Requests that arrive while others wait on Redis are sent together in one
+    pipeline (auto-pipelining): still one atomic script call per request, but one
+    network round trip and one connection checkout per batch, which is most of the
+    cost of a redis-py call. The script answers with one short string ("1 41")
+    because parsing a flat RESP array costs more than ``split()``; the caller
+    derives the reset times from the clock-aligned windows.
+    """
+
+    def __init__(
+        self, uri: str, strategy: str, options: dict[str, Any], key_prefix: str, timeout: float = 0.5
+    ) -> None:
+        from limits.storage import storage_from_string
+
+        # limits builds the client (URI parsing, TLS, cluster, sentinel); we only add a script.
+        self.storage = storage_from_string("async+" + uri, **client_options(uri, options, timeout))
+        self.client = self.storage.bridge.get_connection()  # type: ignore[union-attr]
+        self.sliding = strategy == "sliding-window"
+        self.lua = _SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA
+        self.sha = hashlib.sha1(self.lua.encode("utf-8")).hexdigest()
+        self.prefix = f"{key_prefix}:{'sw2' if self.sliding else 'fw'}"
+        # Cluster pipelines cannot carry scripts across slots: one call per request there.
+        self.batching = "cluster" not in scheme_of(uri)
+        # Plain Redis/Valkey get a pool with timeouts (client_options); cluster and
+        # sentinel clients do not, so those calls get a cancel scope.
+        self.bounded = scheme_of(uri) in _POOLED
+        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Sliding window: current window key -> the previous window's count, as the
+        # script last reported it (see _SLIDING_WINDOW_LUA). Emptied when it grows large.
+        self._known: dict[str, int] = {}
+
+    async def acquire(
+        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
+    ) -> Decision:
+        now = time.time()
+        cost = max(0, cost)
+        # One hash tag per (policy, client): all keys of a request live on one cluster slot.
+        tag = f"{self.prefix}:{{{namespace}/{client}}}"
+        keys: list[str] = []
+        args: list[Any] = [cost, 1 if peek else 0]
+        known = self._known
+        for window in windows:
+            index = int(now // window.seconds)
+            if self.sliding:
+                this = f"{tag}/{window.tag}/{index}"
+                keys += (this, f"{tag}/{window.tag}/{index - 1}")
+                elapsed = int((now - index * window.seconds) * 1000)
+                args += (window.amount, window.seconds * 1000, elapsed, known.get(this, -1))
+            else:
+                keys.append(f"{tag}/{window.tag}/{index}")
+                args += (window.amount, window.seconds * 1000)
+        if len(known) > 50_000:
+            known.clear()
+        call = [len(keys), *keys, *args]
+        reply = await (self._batched(call) if self.batching else self._evalsha(call))
+        values = [int(part) for part in reply.split()]
+        allowed = values[0] == 1
+        counted = allowed and not peek and cost > 0
+        stats = []
+        for i, window in enumerate(windows):
+            seconds = window.seconds
+            left = seconds - (now - int(now // seconds) * seconds)
+            if self.sliding:
+                used, previous, current = values[1 + 3 * i : 4 + 3 * i]
+                # The previous window's count is final: the next request sends it back.
+                known[keys[2 * i]] = previous
+                violated = used + cost > window.amount
+                if violated:
+                    reset = sliding_wait(previous, current, left, seconds, window.amount, cost)
+                else:
+                    reset = sliding_refill(previous, left, seconds)
+            else:
+                used = values[1 + i]
+                violated = used + cost > window.amount
+                reset = left
+            if counted:
+                used += cost
+            stats.append(Stat(window, max(0, window.amount - used), reset, violated))
+        return Decision(allowed, tuple(stats))
+
+    async def _evalsha(self, call: list[Any]) -> Any:
+        try:
+            return await self.client.evalsha(self.sha, *call)
+        except Exception as exc:
+            if not _is_noscript(exc):
+                raise
+            # Redis restarted (or SCRIPT FLUSH): load the script and try once more.
+            await self.client.script_load(self.lua)
+            return await self.client.evalsha(self.sha, *call)
+
+    def _batched(self, call: list[Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((call, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # Flush on the next loop turn: every request that reaches this point in
+            # the meantime rides in the same pipeline.
+            loop.call_soon(self._start_flush)
+        return future
+
+    def _start_flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flush_scheduled = False
+        task = asyncio.get_running_loop().create_task(self._flush(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            if len(batch) == 1:
+                results: list[Any] = [await self._evalsha(batch[0][0])]
+            else:
+                results = await self._pipeline([call for call, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue  # the request gave up (timeout or disconnect); it was still counted
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(self, calls: list[list[Any]]) -> list[Any]:
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for call in calls:
+                pipe.evalsha(self.sha, *call)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(
+                _is_noscript(result) for result in results if isinstance(result, Exception)
+            ):
+                # Nothing ran (every EVALSHA of this batch failed the same way): load and resend.
+                await self.client.script_load(self.lua)
+                continue
+            return results
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        await _close_storage(self.storage)
+
+
+def _is_noscript(exc: BaseException) -> bool:
+    return type(exc).__name__ == "NoScriptError" or str(exc).startswith("NOSCRIPT")
