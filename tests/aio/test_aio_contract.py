@@ -35,7 +35,7 @@ from hardenkit.errors import ConfigurationError
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

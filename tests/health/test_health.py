@@ -1181,7 +1181,7 @@ def test_async_callables_are_recognised() -> None:
 def test_health_example_answers_its_probes() -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "health_example.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "health_example.py"
     spec = importlib.util.spec_from_file_location("health_example", path)
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)

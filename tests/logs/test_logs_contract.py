@@ -32,7 +32,7 @@ from starlette.testclient import TestClient
 
 import hardenkit as hk
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _luhn_complete(prefix: str, length: int) -> str:

@@ -1,6 +1,6 @@
 """Test helper: update a JsonState forever, so that a test can SIGKILL it mid-write.
 
-``python tests/lock_writer.py PATH`` prints ``writing`` after its first update. Every version of the
+``python tests/lock/lock_writer.py PATH`` prints ``writing`` after its first update. Every version of the
 file is ``{"n": N, "check": "N" * 2000}``, so a torn or mixed file is detectable.
 """
 

@@ -21,7 +21,7 @@ from hardenkit.errors import ConfigurationError
 from hardenkit.headers import REQUEST_ID
 from hardenkit.logs import RedactingFilter, Redactor, configure_logging
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 

@@ -22,8 +22,8 @@ from hardenkit.logs import Redactor
 from hardenkit.logs.engine import CATEGORIES, DEFAULT_CATEGORIES
 from hardenkit.logs.validators import luhn_ok
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "redaction_corpus" / "corpus.jsonl"
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "logs" / "redaction_corpus" / "corpus.jsonl"
 ENGINES = ["re", "re2"]
 
 

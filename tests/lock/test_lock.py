@@ -31,7 +31,7 @@ from hardenkit.lock import (
     atomic_write,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOLDER = str(Path(__file__).with_name("lock_holder.py"))
 WRITER = str(Path(__file__).with_name("lock_writer.py"))
 COUNTER = str(ROOT / "examples" / "lock_counter.py")

@@ -29,7 +29,7 @@ from hardenkit.aio import (
 from hardenkit.errors import CallTimeout, ConfigurationError
 from hardenkit.headers import REQUEST_ID
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Every async test here runs on both backends: named limiters, abandoned threads
 # and callbacks into the loop each have a backend-specific side.

@@ -1,6 +1,6 @@
 """Test helper: hold a hardenkit FileLock until killed.
 
-``python tests/lock_holder.py PATH [--soft]`` prints ``held`` once the lock is held, then sleeps
+``python tests/lock/lock_holder.py PATH [--soft]`` prints ``held`` once the lock is held, then sleeps
 (at most 120 s, so a forgotten process cannot linger).
 """
 
