@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 from ..errors import ConfigurationError
-from ..logs.redactor import Redactor
+from ..logs import Redactor
 
 
 def _redact_line(redactor: Redactor, line: str) -> str:
