@@ -154,7 +154,8 @@ class ScriptEngine:
         self.client = self.storage.bridge.get_connection()  # type: ignore[union-attr]
         self.sliding = strategy == "sliding-window"
         self.lua = _SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA
-        self.sha = hashlib.sha1(self.lua.encode("utf-8")).hexdigest()
+        # EVALSHA names scripts by SHA-1 (Redis protocol); not a security use.
+        self.sha = hashlib.sha1(self.lua.encode("utf-8"), usedforsecurity=False).hexdigest()
         self.prefix = f"{key_prefix}:{'sw2' if self.sliding else 'fw'}"
         # Cluster pipelines cannot carry scripts across slots: one call per request there.
         self.batching = "cluster" not in scheme_of(uri)
