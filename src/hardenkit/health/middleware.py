@@ -18,6 +18,8 @@ import anyio
 from starlette.responses import Response
 
 from .._core.config import EnvParser, env_bool, env_float, env_list, env_optional, env_str
+from .._core.lifespan import serve_lifespan
+from .._core.paths import route_path
 from .._core.problem import problem_response
 from ..errors import ConfigurationError
 from .checks import (
@@ -231,7 +233,7 @@ class HealthProbeMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
-            kind = self._kind_by_path.get(scope["path"])
+            kind = self._kind_by_path.get(route_path(scope))
             if kind is not None:
                 await self._answer(kind, scope, receive, send)
                 return
@@ -318,18 +320,11 @@ class HealthProbeMiddleware:
         await response(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await self._on_shutdown()
-            return message
+        # Standalone (no kit root above): serve the protocol for apps that reject it, as the kit does.
+        async def startup() -> None:
+            self._on_startup()
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                self._on_startup()
-            await send(message)
-
-        await self.app(scope, receive_wrapper, send_wrapper)
+        await serve_lifespan(self.app, scope, receive, send, startup=startup, shutdown=self._on_shutdown)
 
     async def _answer(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
