@@ -153,6 +153,10 @@ def recording_root(app: ASGIApp) -> tuple[ASGIApp, list[str]]:
 # -- tests ------------------------------------------------------------------------------------
 
 
+both_backends = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+
+
+@both_backends
 @pytest.mark.parametrize("app", REJECTING_APPS, ids=lambda app: app.__name__)
 async def test_the_kit_answers_lifespan_for_an_app_that_rejects_it(app: ASGIApp) -> None:
     root, calls = recording_root(app)
@@ -164,6 +168,7 @@ async def test_the_kit_answers_lifespan_for_an_app_that_rejects_it(app: ASGIApp)
     assert calls == ["kit startup", "kit shutdown"]
 
 
+@both_backends
 @pytest.mark.parametrize("app", REJECTING_APPS, ids=lambda app: app.__name__)
 async def test_kit_wrap_gives_an_app_without_lifespan_a_graceful_shutdown(app: ASGIApp) -> None:
     root = hk.Kit().register(HealthProbeMiddleware, shutdown_signals=[]).wrap(app)
