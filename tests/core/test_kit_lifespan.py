@@ -179,6 +179,21 @@ async def test_kit_wrap_gives_an_app_without_lifespan_a_graceful_shutdown(app: A
     assert (await asgi_request(root, "/livez")).status == 200
 
 
+@pytest.mark.parametrize("app", [raises_at_once, returns_at_once], ids=lambda app: app.__name__)
+async def test_harden_gives_an_app_without_lifespan_the_whole_set_and_a_graceful_shutdown(
+    app: ASGIApp,
+) -> None:
+    hardened = hk.harden(app, env=False)
+    async with serving(hardened) as server:
+        ready = await asgi_request(hardened, "/readyz")
+        assert ready.status == 200
+        response = await asgi_request(hardened, "/")
+        assert (response.status, response.body) == (200, b"app")
+        assert "x-request-id" in response.headers
+    assert server.error is None
+    assert (await asgi_request(hardened, "/readyz")).status == 503
+
+
 async def test_the_kit_says_once_why_it_answers_lifespan(caplog: pytest.LogCaptureFixture) -> None:
     root, _ = recording_root(raises_at_once)
     with caplog.at_level(logging.INFO, logger="hardenkit.kit"):
