@@ -228,6 +228,17 @@ def test_the_chain_search_stops_on_cycles_and_odd_attributes() -> None:
         def app(self) -> ASGIApp:
             raise RuntimeError("no")
 
-    for inner in (Loop(), Boom()):
+    class Layer:
+        def __init__(self, app: object) -> None:
+            self.app = app
+
+    deep: object = fastapi_app(docs_url="/deep/docs")
+    for _ in range(100):  # far deeper than any real middleware stack: the search gives up
+        deep = Layer(deep)
+    for inner in (Loop(), Boom(), deep):
         middleware = HeaderContractMiddleware(inner)  # type: ignore[arg-type]
         assert middleware._docs_auto
+    shallow = HeaderContractMiddleware(Layer(Layer(fastapi_app(docs_url="/deep/docs"))))  # type: ignore[arg-type]
+    assert not shallow._docs_auto and shallow._docs_paths == frozenset(
+        {"/deep/docs", "/docs/oauth2-redirect", "/redoc"}
+    )

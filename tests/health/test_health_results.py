@@ -328,3 +328,11 @@ def test_any_check_result_gives_a_valid_health_json_answer(
         await health_of(async_check if is_async else sync_check, expose_details=expose_details)
 
     anyio.run(probe)
+
+
+@pytest.mark.parametrize("component_type", [42, "", "  "])
+def test_a_component_type_that_is_not_a_string_is_refused_at_start(component_type: Any) -> None:
+    from hardenkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="component_type"):
+        Check("db", lambda: True, component_type=component_type)
