@@ -329,3 +329,13 @@ async def test_http_and_websocket_scopes_go_straight_through_the_root() -> None:
     root, calls = recording_root(raises_at_once)
     response = await asgi_request(root, "/")
     assert (response.status, response.body, calls) == (200, b"app", [])
+
+
+def test_testclient_starts_and_stops_a_wrapped_app_that_raises_on_lifespan() -> None:
+    from starlette.testclient import TestClient
+
+    wrapped = hk.Kit().register(HealthProbeMiddleware, shutdown_signals=[]).wrap(raises_at_once)
+    with TestClient(wrapped) as client:  # used to raise the app's ValueError here
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/").text == "app"
+    assert client.get("/readyz").status_code == 503
