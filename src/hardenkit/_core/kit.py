@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from .config import EnvParser
+from .lifespan import serve_lifespan
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["SLOTS", "Kit", "Wiring", "harden"]
 
@@ -158,7 +159,10 @@ async def _run_hooks(hooks: Iterable[Hook], phase: str) -> None:
 class _KitRoot:
     """Outermost layer of an installed kit: runs the wiring's lifespan hooks.
 
-    HTTP and websocket scopes go straight through.
+    HTTP and websocket scopes go straight through. The lifespan scope goes to
+    the app first; when the app does not support lifespan (Django's ASGI
+    handler raises on it), the root answers the protocol itself, so the hooks
+    (signal handling and draining included) run for every app.
     """
 
     def __init__(self, app: ASGIApp, *, wiring: Wiring) -> None:
@@ -169,20 +173,9 @@ class _KitRoot:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
-        wiring = self.wiring
-
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await wiring.run_shutdown()
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                await wiring.run_startup()
-            await send(message)
-
-        await self.app(scope, receive_wrapper, send_wrapper)
+        await serve_lifespan(
+            self.app, scope, receive, send, startup=self.wiring.run_startup, shutdown=self.wiring.run_shutdown
+        )
 
 
 @dataclass

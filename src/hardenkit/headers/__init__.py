@@ -5,8 +5,9 @@ Every response (404, 413, 429 and 500 included) carries a validated or generated
 :func:`request_id` gives the current request's id anywhere in its call stack
 (:data:`REQUEST_ID` is the context variable behind it, for setting it in scripts).
 
-Modules: ``middleware`` (the ASGI middleware, the presets). May import the shared
-core and starlette; no other component.
+Modules: ``middleware`` (the ASGI middleware, the presets), ``docs`` (where the
+app serves its interactive API docs, the only pages whose CSP is relaxed). May
+import the shared core and starlette; no other component.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ from .._core.config import (
 )
 from .._core.context import REQUEST_ID
 from .._core.kit import Wiring
+from .._core.paths import route_path
 from ..errors import ConfigurationError
+from .docs import DOCS_HEADERS, check_docs_paths, env_docs_paths, find_docs_app, served_docs_paths
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,21 +84,9 @@ SECURITY_PRESETS: dict[str, dict[str, str]] = {
 
 _PRESET_HSTS = {"api": _HSTS, "web": _HSTS, "strict": _HSTS + "; preload"}
 
-# FastAPI's /docs (Swagger UI) and /redoc load their script, styles and fonts from
-# CDNs and run an inline script; "default-src 'none'" would leave a blank page.
-_DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "font-src 'self' https://fonts.gstatic.com; connect-src 'self'; worker-src 'self' blob:; "
-    "frame-ancestors 'none'"
-)
-
-#: Default per-path-prefix overrides: keep FastAPI's interactive docs working.
-DEFAULT_PATH_OVERRIDES: dict[str, dict[str, str | None]] = {
-    "/docs": {"Content-Security-Policy": _DOCS_CSP, "Cross-Origin-Embedder-Policy": None},
-    "/redoc": {"Content-Security-Policy": _DOCS_CSP, "Cross-Origin-Embedder-Policy": None},
-}
+#: The default ``path_overrides``: none. FastAPI's docs pages get their relaxed CSP from
+#: ``docs_paths`` (the pages the app really serves), no longer from /docs and /redoc prefixes.
+DEFAULT_PATH_OVERRIDES: dict[str, dict[str, str | None]] = {}
 
 _DEFAULT_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _SAFE_ID = re.compile(r"[\x21-\x7e]{1,1024}")  # what any id we emit must be: printable ASCII, one line
@@ -148,6 +138,7 @@ class HeaderContractMiddleware:
         "security_headers": env_optional(env_choice(*SECURITY_PRESETS)),
         "hsts": env_optional(env_str),
         "override_app_headers": env_bool,
+        "docs_paths": env_optional(env_docs_paths),
     }
 
     def __init__(
@@ -165,6 +156,7 @@ class HeaderContractMiddleware:
         path_overrides: Mapping[str, str | HeaderMap | None] | None = None,
         hsts: str | None | Literal["preset"] = "preset",
         override_app_headers: bool | Iterable[str] = False,
+        docs_paths: Literal["auto"] | Iterable[str] | None = "auto",
         kit: Wiring | None = None,
     ) -> None:
         self.app = app
@@ -205,9 +197,27 @@ class HeaderContractMiddleware:
                 headers = _apply_overrides(base, override, option=f"path_overrides[{prefix!r}]")
             security = _SecuritySet(headers, hsts_value if override is not None else None)
             prefixed.append((prefix.rstrip("/") or "/", security))
-        # Longest prefix first, so /docs/oauth2-redirect can differ from /docs.
+        # Longest prefix first, so /site/admin can differ from /site.
         prefixed.sort(key=lambda item: len(item[0]), reverse=True)
         self._prefixed = prefixed
+
+        # The docs pages: read from the app ("auto"), listed, or none. Their CSP is replaced
+        # (not added where the preset has none: security_headers=None means none at all).
+        present = {name.lower() for name in base}
+        docs_overrides = {name: value for name, value in DOCS_HEADERS.items() if name.lower() in present}
+        self._docs_set = _SecuritySet(_apply_overrides(base, docs_overrides, option="docs_paths"), hsts_value)
+        self._docs_auto = False
+        self._docs_paths: frozenset[str] = frozenset()
+        if isinstance(docs_paths, str) and docs_paths == "auto":
+            wrapped = find_docs_app(app)  # Kit.wrap(fastapi_app): the app is below us
+            if wrapped is None:
+                self._docs_auto = True
+            else:
+                self._docs_paths = served_docs_paths(wrapped) or frozenset()
+        elif docs_paths is not None:
+            self._docs_paths = check_docs_paths(docs_paths)
+        # The last app seen in scope["app"] and its docs pages (one app per middleware, in practice).
+        self._docs_cache: tuple[object, frozenset[str]] | None = None
 
         if isinstance(override_app_headers, bool):
             self._force_all = override_app_headers
@@ -275,11 +285,26 @@ class HeaderContractMiddleware:
             return _uuid4()
         return value
 
-    def _security_for(self, path: str) -> _SecuritySet:
+    def _security_for(self, scope: Scope) -> _SecuritySet:
+        path = route_path(scope)
+        if path in (self._app_docs_paths(scope) if self._docs_auto else self._docs_paths):
+            return self._docs_set
         for prefix, security in self._prefixed:
             if prefix == "/" or path == prefix or path.startswith(prefix) and path[len(prefix)] == "/":
                 return security
         return self._default_set
+
+    def _app_docs_paths(self, scope: Scope) -> frozenset[str]:
+        """The docs pages of the app we are installed in (Starlette sets scope["app"] before its middleware)."""
+        app = scope.get("app")
+        if app is None:
+            return frozenset()
+        cached = self._docs_cache
+        if cached is not None and cached[0] is app:
+            return cached[1]
+        paths = served_docs_paths(app) or frozenset()
+        self._docs_cache = (app, paths)
+        return paths
 
     # -- ASGI -----------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -309,7 +334,7 @@ class HeaderContractMiddleware:
         start = perf_counter()
         rid, invalid = self._take_id(scope)
         rid_bytes = rid.encode("latin-1")
-        security = self._security_for(scope.get("path", ""))
+        security = self._security_for(scope)
         extra = security.https if scope.get("scheme") == "https" else security.http
         rid_name = self._rid_name
         latency_name = self._latency_name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import math
 import os
@@ -88,6 +89,13 @@ class Check:
         ):
             raise ConfigurationError(
                 f"Check {self.name!r}: timeout must be a positive number of seconds, got {self.timeout!r}"
+            )
+        if self.component_type is not None and (
+            not isinstance(self.component_type, str) or not self.component_type.strip()
+        ):
+            raise ConfigurationError(
+                f"Check {self.name!r}: component_type must be a non-empty string such as 'datastore', "
+                f"got {self.component_type!r}"
             )
         object.__setattr__(self, "is_async", _is_async_callable(self.fn))
 
@@ -251,14 +259,117 @@ class _CheckState:
         self.last_status: str | None = None
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
+class _Malformed(ValueError):
+    """A check result that cannot be shown as JSON; the probe reports the check as failed."""
+
+
+#: Deeper than this, an observedValue is taken for a runaway structure rather than a measurement.
+_MAX_DEPTH = 32
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _jsonable(value: Any, _depth: int = 0, _path: frozenset[int] = frozenset()) -> Any:
+    """A copy of ``value`` made only of exact JSON types (str, int, float, bool, None, list, dict).
+
+    Subclasses become their base type (a str or float subclass cannot change how
+    it is written); NaN and infinities, which JSON cannot carry, are written as
+    the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; other objects by
+    their ``str()``. Raises :class:`_Malformed` for a cycle or a structure nested
+    deeper than ``_MAX_DEPTH``; whatever ``str()`` raises propagates.
+    """
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    return str(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        number = float.__float__(value)
+        if math.isfinite(number):
+            return number
+        return "NaN" if math.isnan(number) else _NON_FINITE[number]
+    if isinstance(value, (list, tuple, Mapping)):
+        if id(value) in _path:
+            raise _Malformed("observedValue contains itself")
+        if _depth >= _MAX_DEPTH:
+            raise _Malformed(f"observedValue is nested deeper than {_MAX_DEPTH} levels")
+        inner = _path | {id(value)}
+        if isinstance(value, Mapping):
+            return {_text(key): _jsonable(item, _depth + 1, inner) for key, item in value.items()}
+        return [_jsonable(item, _depth + 1, inner) for item in value]
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    """``str(value)`` as an exact str (a subclass could change how it is written or compared)."""
+    return str.__str__(value if isinstance(value, str) else str(value))
+
+
+def _interpret(result: Any, *, expose_details: bool) -> _Outcome:
+    """What a check's result means; a result that cannot be read or written as JSON is a ``fail``."""
+    try:
+        return _read_result(result, expose_details=expose_details)
+    except Exception as exc:
+        # Whatever a check returns must give a valid answer: a list as status, a cyclic
+        # observedValue, an object whose str() raises are the check's bug, not a 500.
+        detail = ""
+        if expose_details:
+            detail = f" ({exc})" if isinstance(exc, _Malformed) else f" ({_describe(exc)})"
+        return _Outcome(FAIL, time.monotonic(), _utc_now(), output=f"invalid check result{detail}")
+
+
+def _read_result(result: Any, *, expose_details: bool) -> _Outcome:
+    now, stamp = time.monotonic(), _utc_now()
+    if result is True or result is None:
+        return _Outcome(PASS, now, stamp)
+    if result is False:
+        return _Outcome(FAIL, now, stamp, output="check failed")
+    if isinstance(result, Mapping):
+        raw = result.get("status")
+        # Compared as an exact str: a list is unhashable, a str subclass could compare equal to "pass".
+        status = str.__str__(raw) if isinstance(raw, str) else None
+        if status is not None and status in _RANK:
+            observed = _jsonable(result.get("observedValue"))
+            # Written once here, so that nothing in it can fail the whole answer later.
+            json.dumps(observed, allow_nan=False)
+            unit = result.get("observedUnit")
+            output = result.get("output") if expose_details else None
+            return _Outcome(
+                status, now, stamp, observed_value=observed,
+                observed_unit=None if unit is None else _text(unit),
+                output=None if output is None else _text(output),
+            )  # fmt: skip
+        detail = f" (status {_describe_value(raw)})" if expose_details else ""
+        return _Outcome(
+            FAIL, now, stamp, output=f"invalid check result{detail}; status must be pass/warn/fail"
+        )
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        return _Outcome(
+            FAIL, now, stamp, output="the check returned an awaitable; declare it async def, or await it"
+        )
+    detail = f" ({type(result).__name__})" if expose_details else ""
+    return _Outcome(
+        FAIL, now, stamp, output=f"invalid check result{detail}; return True/False/None or a dict"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, even when its ``str()`` raises."""
+    try:
+        message = _text(exc)
+    except Exception:
+        message = "<message could not be read>"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _describe_value(value: Any) -> str:
+    try:
+        text = _text(repr(value))
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _ratelimit_storage_check(provider: Callable[[], Mapping[str, Any]]) -> Check:

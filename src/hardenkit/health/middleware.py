@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import logging
 import math
@@ -18,6 +17,8 @@ import anyio
 from starlette.responses import Response
 
 from .._core.config import EnvParser, env_bool, env_float, env_list, env_optional, env_str
+from .._core.lifespan import serve_lifespan
+from .._core.paths import route_path
 from .._core.problem import problem_response
 from ..errors import ConfigurationError
 from .checks import (
@@ -30,7 +31,8 @@ from .checks import (
     CheckFn,
     _call_sync,
     _CheckState,
-    _jsonable,
+    _describe,
+    _interpret,
     _Outcome,
     _ratelimit_storage_check,
     _Run,
@@ -38,6 +40,7 @@ from .checks import (
 )
 from .shutdown import (
     _DRAIN_CANCEL,
+    _cancel_requested,
     _CancelledError,
     _current_task,
     _is_drain_cancel,
@@ -231,7 +234,7 @@ class HealthProbeMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "http":
-            kind = self._kind_by_path.get(scope["path"])
+            kind = self._kind_by_path.get(route_path(scope))
             if kind is not None:
                 await self._answer(kind, scope, receive, send)
                 return
@@ -318,18 +321,11 @@ class HealthProbeMiddleware:
         await response(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await self._on_shutdown()
-            return message
+        # Standalone (no kit root above): serve the protocol for apps that reject it, as the kit does.
+        async def startup() -> None:
+            self._on_startup()
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                self._on_startup()
-            await send(message)
-
-        await self.app(scope, receive_wrapper, send_wrapper)
+        await serve_lifespan(self.app, scope, receive, send, startup=startup, shutdown=self._on_shutdown)
 
     async def _answer(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -464,6 +460,13 @@ class HealthProbeMiddleware:
             return self._failed(check, f"timed out after {check.timeout:g}s", exc)
         except Exception as exc:
             return self._failed(check, "check failed", exc)
+        except SystemExit as exc:  # sys.exit() in a check must not take the request (or server) down
+            return self._failed(check, "check failed", exc)
+        except _CancelledError as exc:
+            if _cancel_requested():
+                raise  # the probe itself is cancelled (its client went away, the server stops)
+            # Raised by the check's own code, nobody cancelled us: a failure like any other.
+            return self._failed(check, "check failed", exc)
         return self._interpret(check, result)
 
     async def _execute_sync(self, state: _CheckState) -> Any:
@@ -496,37 +499,11 @@ class HealthProbeMiddleware:
     def _failed(self, check: Check, generic: str, exc: BaseException | None) -> _Outcome:
         output = generic
         if self.expose_details and exc is not None:
-            output = f"{generic}: {type(exc).__name__}: {exc}"
+            output = f"{generic}: {_describe(exc)}"
         return _Outcome(FAIL, time.monotonic(), _utc_now(), output=output)
 
     def _interpret(self, check: Check, result: Any) -> _Outcome:
-        now, stamp = time.monotonic(), _utc_now()
-        if result is True or result is None:
-            return _Outcome(PASS, now, stamp)
-        if result is False:
-            return _Outcome(FAIL, now, stamp, output="check failed")
-        if isinstance(result, Mapping):
-            status = result.get("status")
-            if status in _RANK:
-                unit = result.get("observedUnit")
-                output = result.get("output") if self.expose_details else None
-                return _Outcome(
-                    str(status), now, stamp, observed_value=_jsonable(result.get("observedValue")),
-                    observed_unit=None if unit is None else str(unit),
-                    output=None if output is None else str(output),
-                )  # fmt: skip
-            detail = f" (status {status!r})" if self.expose_details else ""
-            return _Outcome(
-                FAIL, now, stamp, output=f"invalid check result{detail}; status must be pass/warn/fail"
-            )
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            return _Outcome(FAIL, now, stamp, output="sync check returned an awaitable; declare it async def")
-        detail = f" ({type(result).__name__})" if self.expose_details else ""
-        return _Outcome(
-            FAIL, now, stamp, output=f"invalid check result{detail}; return True/False/None or a dict"
-        )
+        return _interpret(result, expose_details=self.expose_details)
 
     def _log_transition(self, state: _CheckState, outcome: _Outcome) -> None:
         # Logged once per incident (a change of status), never once per probe.
@@ -556,7 +533,8 @@ class HealthProbeMiddleware:
     # -- rendering ----------------------------------------------------------------------
     @staticmethod
     def _encode(document: Mapping[str, Any]) -> bytes:
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+        # allow_nan=False: NaN is not JSON (every observedValue was made finite before it got here).
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
     @staticmethod
     def _responses(status: int, body: bytes, cache_control: str) -> tuple[Response, Response]:

@@ -88,6 +88,14 @@ if sys.version_info >= (3, 11):
     def _is_drain_cancel(error: BaseException) -> bool:
         return True  # Task.cancelling() tells the rest apart (see _uncancel)
 
+    def _cancel_requested() -> bool:
+        """Whether someone cancelled the running asyncio task (False on trio: its cancels are trio's own)."""
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            return False
+        return task is not None and task.cancelling() > 0
+
 else:  # pragma: no cover - Python 3.10 has no cancellation count (Task.cancelling/uncancel)
 
     def _uncancel(task: asyncio.Task[Any]) -> int:
@@ -98,6 +106,14 @@ else:  # pragma: no cover - Python 3.10 has no cancellation count (Task.cancelli
     def _is_drain_cancel(error: BaseException) -> bool:
         # The server's cancel that came first (even folded with ours) carries its own message.
         return bool(error.args) and error.args[0] == _DRAIN_CANCEL
+
+    def _cancel_requested() -> bool:
+        # No cancellation count to tell a stray CancelledError from a real cancel: assume real.
+        try:
+            asyncio.current_task()
+        except RuntimeError:
+            return False
+        return True
 
 
 def _signal_number(value: str | int) -> int:
