@@ -1,0 +1,128 @@
+"""Which symlinks a writer may follow, and a directory descriptor to write in once they are judged.
+
+Standard library only. The rule is Linux's ``fs.protected_symlinks``, applied by hardenkit itself so that
+it holds whatever the sysctl says and wherever the path is resolved in user space: a symlink that sits in
+a *shared sticky* directory (sticky, and writable by its group or by everyone, as ``/tmp``) is followed
+only when the caller or the directory's owner owns it. Anyone can plant a link in such a directory; the
+sticky bit only stops them from removing other people's entries, so a link owned by the caller (or by
+the directory's owner) cannot have been planted or swapped by someone else.
+
+Every link of a chain is judged where it sits, and the target's directory is then held open, so that what
+is written is created and renamed in the directory that was judged, not in whatever a path names later.
+``realpath()`` is never used to pick where to write: it follows every link without judging any.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import NamedTuple
+
+__all__ = ["Target", "foreign_in_shared_dir", "open_target", "read_bytes", "untrusted_link"]
+
+_MAX_LINKS = 40  # as the kernel's MAXSYMLINKS: a longer chain is a loop
+_SHARED = stat.S_IWGRP | stat.S_IWOTH
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+# os.replace takes src_dir_fd/dst_dir_fd where os.rename does (supports_dir_fd lists only rename).
+_HAVE_DIR_FD = {os.open, os.rename, os.stat, os.readlink, os.unlink} <= os.supports_dir_fd
+
+
+class Target(NamedTuple):
+    """Where to write: ``name`` inside the directory open as ``dir_fd`` (``None``: use ``path``)."""
+
+    path: str  # the target's path as resolved (for messages and for platforms without dir_fd)
+    directory: str
+    name: str
+    dir_fd: int | None
+
+    def at(self, name: str) -> str:
+        """``name`` as the os functions taking ``dir_fd=self.dir_fd`` want it."""
+        return name if self.dir_fd is not None else os.path.join(self.directory, name)
+
+    def close(self) -> None:
+        if self.dir_fd is not None:
+            os.close(self.dir_fd)
+
+
+def _shared_sticky(directory: os.stat_result) -> bool:
+    return bool(directory.st_mode & stat.S_ISVTX) and bool(directory.st_mode & _SHARED)
+
+
+def foreign_in_shared_dir(uid: int, directory: os.stat_result) -> bool:
+    """Whether an entry owned by ``uid`` in ``directory`` (its stat) may be someone else's doing.
+
+    True in a shared sticky directory when ``uid`` is neither the caller's nor the directory owner's.
+    """
+    if not _shared_sticky(directory):
+        return False
+    euid = os.geteuid() if hasattr(os, "geteuid") else uid
+    return uid not in (euid, directory.st_uid)
+
+
+def untrusted_link(link: os.stat_result, directory: os.stat_result) -> bool:
+    """Whether following ``link`` (its lstat) in ``directory`` (its stat) could be someone else's doing."""
+    return stat.S_ISLNK(link.st_mode) and foreign_in_shared_dir(link.st_uid, directory)
+
+
+def _refuse(path: str, link: os.stat_result, directory: str) -> PermissionError:
+    return PermissionError(
+        errno.EACCES,
+        f"refusing to follow symlink {path}: it belongs to uid {link.st_uid} in the shared sticky directory "
+        f"{directory}, so another user may have planted it; remove it or write to the file's real path",
+        path,
+    )
+
+
+def open_target(path: str | os.PathLike[str], *, follow: bool = True) -> Target:
+    """Judge the links at ``path`` and open the directory the write will happen in.
+
+    ``follow=False`` never follows a link at ``path``: a write then replaces the link itself. Links in
+    the directory part of ``path`` are resolved by the kernel (which applies ``fs.protected_symlinks`` to
+    them when it is on). The caller closes the returned target.
+    """
+    current = os.path.abspath(os.fspath(path))
+    for _ in range(_MAX_LINKS + 1):
+        directory, name = os.path.split(current)
+        if name in ("", ".", ".."):
+            raise IsADirectoryError(errno.EISDIR, "the path names a directory; write a file path", current)
+        dir_fd = os.open(directory, _DIR_FLAGS) if _HAVE_DIR_FD else None
+        target = Target(current, directory, name, dir_fd)
+        try:
+            try:
+                entry = os.stat(target.at(name), dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return target
+            if not follow or not stat.S_ISLNK(entry.st_mode):
+                return target
+            where = os.fstat(dir_fd) if dir_fd is not None else os.stat(directory)
+            if untrusted_link(entry, where):
+                raise _refuse(current, entry, directory)
+            # Read through the directory we judged, so the link read is the link judged (a trusted link
+            # in a shared sticky directory cannot be swapped by anyone else).
+            pointed = os.readlink(target.at(name), dir_fd=dir_fd)
+        except BaseException:
+            target.close()
+            raise
+        target.close()
+        # Relative to the link's directory; ".." stays for the kernel to resolve, as it would.
+        current = os.path.join(directory, pointed)
+    raise OSError(errno.ELOOP, "too many levels of symbolic links", os.fspath(path))
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes | None:
+    """The file's bytes (``None`` when missing), following only links :func:`open_target` would follow."""
+    try:
+        target = open_target(path)
+    except FileNotFoundError:  # the directory is missing
+        return None
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(target.at(target.name), flags, dir_fd=target.dir_fd)
+        except FileNotFoundError:
+            return None
+        with open(fd, "rb") as fileobj:
+            return fileobj.read()
+    finally:
+        target.close()

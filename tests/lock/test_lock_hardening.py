@@ -1,0 +1,443 @@
+"""Issue 12, files part: hardenkit.lock under attack, with real processes, real SIGKILLs and real links.
+
+5. a lock never writes into a file it did not create (the flock(1) idiom of locking a script);
+6. ``hardenkit lock`` keeps the lock held until the command ends, even when the wrapper is SIGKILLed;
+7. ``atomic_write`` does not follow a symlink planted by another user in a sticky shared directory;
+8. ``JsonState`` on a symlinked path keeps backups that are copies of the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hardenkit.lock import FileLock, JsonState, LockTimeout, atomic_write
+
+HARDENKIT = [sys.executable, "-m", "hardenkit"]
+HOLDER = str(Path(__file__).with_name("lock_holder.py"))
+NOBODY = 65534
+STRANGER = 65533  # a second unprivileged account, for links planted by "someone else" than the writer
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="links owned by another user need root (os.lchown)")
+
+SCRIPT = b'#!/bin/sh\n# nightly backup\necho "backup ran"\n'
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HARDENKIT, "lock", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaped yet counts as gone: it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fileobj:
+            state = fileobj.read().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    return state in (b"Z", b"X")
+
+
+def wait_for(condition: object, what: str, *, seconds: float = 20) -> None:
+    assert callable(condition)
+    for _ in range(int(seconds / 0.05)):  # bounded
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop_pid(pid: int) -> None:
+    if not process_gone(pid):
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: process_gone(pid), f"pid {pid} to exit")
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A fresh directory tree under /tmp that other accounts can traverse, with a sticky ``shared/`` (1777)."""
+    base = Path(tempfile.mkdtemp(prefix="hk-sticky-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        (base / "shared").mkdir()
+        (base / "shared").chmod(0o1777)
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def plant_link(link: Path, target: Path | str, *, owner: int) -> None:
+    link.symlink_to(target)
+    os.lchown(link, owner, owner)
+
+
+def temp_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".hktmp"))
+
+
+# -- 5. a lock never writes into a file it did not create -------------------------------------------------
+
+
+def test_lock_on_an_existing_file_keeps_its_bytes_and_records_the_holder_beside_it(tmp_path: Path) -> None:
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    script.chmod(0o755)
+    before = os.stat(script)
+    lock = FileLock(script)
+    with lock:
+        assert script.read_bytes() == SCRIPT  # not even while held
+        holder = lock.holder()
+        assert holder is not None and holder.pid == os.getpid()
+        assert (tmp_path / "backup.sh.holder").exists()
+    assert script.read_bytes() == SCRIPT
+    after = os.stat(script)
+    assert (after.st_size, after.st_mode, after.st_mtime_ns) == (
+        before.st_size,
+        before.st_mode,
+        before.st_mtime_ns,
+    )
+    assert lock.holder() is None
+    assert not (tmp_path / "backup.sh.holder").exists()
+
+
+def test_lock_file_the_lock_created_still_holds_its_own_record(tmp_path: Path) -> None:
+    path = tmp_path / "job.lock"
+    lock = FileLock(path)
+    with lock:
+        holder = lock.holder()
+        assert holder is not None and holder.pid == os.getpid()
+        assert b'"pid"' in path.read_bytes()
+        assert not (tmp_path / "job.lock.holder").exists()
+    with lock:  # the second run finds the (empty) lock file it left: still its own
+        assert b'"pid"' in path.read_bytes()
+    assert path.read_bytes() == b""
+
+
+def test_cli_locking_the_script_it_runs_keeps_the_script_and_runs_it(tmp_path: Path) -> None:
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    script.chmod(0o755)
+    result = run_cli("./backup.sh", "--", "./backup.sh", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "backup ran\n"
+    assert script.read_bytes() == SCRIPT
+    assert stat.S_IMODE(os.stat(script).st_mode) == 0o755
+    assert not (tmp_path / "backup.sh.holder").exists()
+
+
+def test_waiter_on_an_existing_file_names_the_holder_and_a_killed_holder_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    proc = subprocess.Popen([sys.executable, HOLDER, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(LockTimeout) as caught:
+            FileLock(script, timeout=0.1).acquire()
+        assert caught.value.holder is not None and caught.value.holder.pid == proc.pid
+        result = run_cli(str(script), "--timeout", "0", "--", "true")
+        assert result.returncode == 75 and f"pid {proc.pid}" in result.stderr
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert script.read_bytes() == SCRIPT
+    lock = FileLock(script, timeout=0)
+    assert lock.holder() is None  # the dead holder's record beside the file does not count
+    with lock:
+        assert script.read_bytes() == SCRIPT
+    assert script.read_bytes() == SCRIPT
+
+
+def test_locks_on_an_existing_file_exclude_each_other_in_one_process(tmp_path: Path) -> None:
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    with FileLock(script), pytest.raises(LockTimeout):
+        FileLock(script, timeout=0).acquire()
+    with FileLock(script, timeout=0):
+        pass
+
+
+# -- 6. `hardenkit lock`: the lock outlives a SIGKILLed wrapper as long as the command runs ----------------
+
+# The command under the lock: says its pid, then runs until told to stop (at most 60 s), then says "done".
+_COMMAND = """
+import os, pathlib, sys, time
+d = pathlib.Path(sys.argv[1])
+(d / "pid").write_text(str(os.getpid()))
+os.replace(d / "pid", d / "ready")
+for _ in range(1200):
+    if (d / "stop").exists():
+        break
+    time.sleep(0.05)
+(d / "done").touch()
+"""
+
+
+def start_wrapper(lock_path: Path, work: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    wrapper = subprocess.Popen(
+        [*HARDENKIT, "lock", str(lock_path), *extra, "--", sys.executable, "-c", _COMMAND, str(work)]
+    )
+    wait_for(lambda: (work / "ready").exists() or wrapper.poll() is not None, "the command to start")
+    assert wrapper.poll() is None, "the wrapper exited early"
+    return wrapper, int((work / "ready").read_text())
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-lock-file", "existing-script"])
+def test_sigkilled_wrapper_leaves_the_lock_held_until_the_command_ends(
+    tmp_path: Path, existing: bool
+) -> None:
+    lock_path = tmp_path / ("backup.sh" if existing else "backup.lock")
+    if existing:
+        lock_path.write_bytes(SCRIPT)
+    work = tmp_path / "work"
+    work.mkdir()
+    wrapper, command = start_wrapper(lock_path, work)
+    try:
+        wrapper.send_signal(signal.SIGKILL)
+        assert wrapper.wait(timeout=10) == -signal.SIGKILL
+        assert not process_gone(command)  # the command keeps running ...
+        second = run_cli(
+            str(lock_path), "--timeout", "0.2", "--", sys.executable, "-c", "print('second ran')"
+        )
+        assert second.returncode == 75, second.stderr  # ... and so does the lock
+        assert "second ran" not in second.stdout
+        assert f"pid {command}" in second.stderr  # the holder named is the process still holding it
+        with pytest.raises(LockTimeout):
+            FileLock(lock_path, timeout=0).acquire()
+        (work / "stop").touch()
+        wait_for(lambda: process_gone(command), "the command to end")
+    finally:
+        (work / "stop").touch()
+        stop_pid(command)
+    assert (work / "done").exists()
+    after = run_cli(str(lock_path), "--timeout", "5", "--", sys.executable, "-c", "print('after')")
+    assert after.returncode == 0 and after.stdout == "after\n", after.stderr
+    if existing:
+        assert lock_path.read_bytes() == SCRIPT
+
+
+def test_sigkilled_wrapper_of_a_soft_lock_takes_the_command_with_it(tmp_path: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the wrapper's death reaches the command through PR_SET_PDEATHSIG, a Linux feature")
+    lock_path = tmp_path / "soft.lock"
+    work = tmp_path / "work"
+    work.mkdir()
+    wrapper, command = start_wrapper(lock_path, work, "--soft")
+    try:
+        wrapper.send_signal(signal.SIGKILL)
+        assert wrapper.wait(timeout=10) == -signal.SIGKILL
+        # A soft marker of a dead process is broken by the next acquirer: the command must not outlive it.
+        wait_for(lambda: process_gone(command), "the command to die with its wrapper")
+    finally:
+        stop_pid(command)
+    assert not (work / "done").exists()
+    after = run_cli(str(lock_path), "--soft", "--timeout", "5", "--", sys.executable, "-c", "print('after')")
+    assert after.returncode == 0 and after.stdout == "after\n", after.stderr
+
+
+def test_command_ending_normally_frees_the_lock_and_clears_the_record(tmp_path: Path) -> None:
+    lock_path = tmp_path / "job.lock"
+    work = tmp_path / "work"
+    work.mkdir()
+    wrapper, command = start_wrapper(lock_path, work)
+    try:
+        holder = FileLock(lock_path).holder()
+        assert holder is not None and holder.pid == wrapper.pid  # the wrapper is named while it lives
+        (work / "stop").touch()
+        assert wrapper.wait(timeout=30) == 0
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+            wrapper.wait(timeout=10)
+        stop_pid(command)
+    assert FileLock(lock_path).holder() is None
+    with FileLock(lock_path, timeout=0):
+        pass
+
+
+# -- 7. atomic_write and links planted in sticky shared directories ---------------------------------------
+
+
+@needs_root
+def test_atomic_write_refuses_a_link_planted_by_another_user_in_a_sticky_directory(shared: Path) -> None:
+    victim = shared / "victim.conf"
+    victim.write_text("root: secret\n")
+    link = shared / "shared" / "report.txt"
+    plant_link(link, victim, owner=NOBODY)
+    with pytest.raises(PermissionError, match="symlink"):
+        atomic_write(link, "pwned\n")
+    with pytest.raises(PermissionError), atomic_write(link) as fileobj:
+        fileobj.write("pwned\n")
+    assert victim.read_text() == "root: secret\n"
+    assert link.is_symlink() and os.lstat(link).st_uid == NOBODY
+    assert temp_files(shared / "shared") == [] and temp_files(shared) == []
+
+
+@needs_root
+def test_atomic_write_refuses_a_dangling_link_planted_in_a_sticky_directory(shared: Path) -> None:
+    created = shared / "created-by-the-attacker"
+    link = shared / "shared" / "report.txt"
+    plant_link(link, created, owner=NOBODY)
+    with pytest.raises(PermissionError, match="symlink"):
+        atomic_write(link, "x")
+    assert not created.exists()
+    assert link.is_symlink()
+
+
+@needs_root
+def test_atomic_write_judges_every_link_of_a_chain(shared: Path) -> None:
+    victim = shared / "victim.conf"
+    victim.write_text("secret")
+    hop = shared / "shared" / "hop"
+    plant_link(hop, victim, owner=NOBODY)
+    mine = shared / "shared" / "mine"
+    mine.symlink_to(hop)  # the caller's own link, pointing at the planted one
+    with pytest.raises(PermissionError, match="symlink"):
+        atomic_write(mine, "pwned")
+    assert victim.read_text() == "secret"
+
+
+@needs_root
+def test_atomic_write_still_follows_the_callers_own_link_in_a_sticky_directory(shared: Path) -> None:
+    real = shared / "real.txt"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = shared / "shared" / "current.txt"
+    link.symlink_to(real)  # owned by the caller (root)
+    atomic_write(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o640
+
+
+@needs_root
+def test_atomic_write_follows_links_in_a_directory_that_is_not_shared(shared: Path) -> None:
+    private = shared / "private"
+    private.mkdir(mode=0o755)
+    real = shared / "real.txt"
+    real.write_text("old")
+    link = private / "current.txt"
+    plant_link(link, real, owner=NOBODY)  # only root can write in private/: nobody could have planted it
+    atomic_write(link, "new")
+    assert real.read_text() == "new"
+
+
+def _write_as(uid: int, path: Path, text: str) -> int:
+    """atomic_write(path, text) in a real process running as ``uid``: 0 written, 13 refused, 1 other error.
+
+    A fork that drops privileges, not an exec, because the interpreter running the suite may live where
+    an unprivileged account cannot execute it (a pyenv under /root).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() with threads alive
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, which never returns into pytest
+        status = 1
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            atomic_write(path, text, fsync=False)
+            status = 0
+        except PermissionError:
+            status = 13
+        finally:
+            os._exit(status)
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+@needs_root
+def test_unprivileged_writer_refuses_a_link_another_user_planted(shared: Path) -> None:
+    home = shared / "nobody-home"
+    home.mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    data = home / "data.txt"
+    data.write_text("mine")
+    os.chown(data, NOBODY, NOBODY)
+    planted = shared / "shared" / "planted"
+    plant_link(planted, data, owner=STRANGER)
+    assert _write_as(NOBODY, planted, "pwned") == 13
+    assert data.read_text() == "mine"
+    own = shared / "shared" / "own"
+    plant_link(own, data, owner=NOBODY)
+    assert _write_as(NOBODY, own, "updated") == 0  # the writer's own link: followed
+    assert data.read_text() == "updated" and own.is_symlink()
+
+
+@needs_root
+def test_json_state_refuses_a_planted_link_in_a_sticky_directory(shared: Path) -> None:
+    victim = shared / "victim.json"
+    victim.write_text('{"admin": true}\n')
+    link = shared / "shared" / "state.json"
+    plant_link(link, victim, owner=NOBODY)
+    state = JsonState(link, fsync=False)
+    with pytest.raises(PermissionError):
+        state.read()
+    with pytest.raises(PermissionError), state.update() as data:
+        data["n"] = 1
+    assert victim.read_text() == '{"admin": true}\n'
+
+
+# -- 8. JsonState on a symlinked path: backups are copies of the data -------------------------------------
+
+
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute-link", "relative-link"])
+def test_json_state_through_a_symlink_keeps_backups_that_are_copies(tmp_path: Path, relative: bool) -> None:
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "state.json"
+    link = tmp_path / "state.json"
+    link.symlink_to("data/state.json" if relative else real)
+    state = JsonState(link, backups=3, fsync=False)
+    for n in range(1, 5):
+        with state.update() as data:
+            data["n"] = n
+    real.chmod(0o600)
+    with state.update() as data:
+        data["n"] = 5
+    assert link.is_symlink() and json.loads(real.read_text()) == {"n": 5}
+    for k in (1, 2, 3):
+        backup = Path(state.backup_path(k))
+        assert backup.is_file() and not backup.is_symlink()
+        assert json.loads(backup.read_text()) == {"n": 5 - k}
+    assert stat.S_IMODE(os.stat(state.backup_path(1)).st_mode) == 0o600  # a copy keeps the data's mode
+
+
+def test_corrupt_state_behind_a_symlink_is_recovered_in_place(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "state.json"
+    link = tmp_path / "state.json"
+    link.symlink_to(real)
+    state = JsonState(link, fsync=False)
+    for n in (1, 2):
+        with state.update() as data:
+            data["n"] = n
+    damage = b'{"n": 3, "trunc'
+    real.write_bytes(damage)  # the live file is damaged, through whatever path
+    assert state.read() == {"n": 1}  # from the backup, not StateCorrupted
+    assert link.is_symlink() and os.readlink(link) == str(real)  # the link stays a link ...
+    assert json.loads(real.read_text()) == {"n": 1}  # ... and the file it names is repaired
+    aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len(aside) == 1 and aside[0].is_file() and not aside[0].is_symlink()
+    assert aside[0].read_bytes() == damage
+    with state.update() as data:
+        data["n"] = 4
+    assert json.loads(real.read_text()) == {"n": 4}
