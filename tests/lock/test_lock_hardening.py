@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from hardenkit.lock import FileLock, JsonState, LockTimeout, atomic_write
+from hardenkit.lock import FileLock, JsonState, LockError, LockTimeout, atomic_write
 
 HARDENKIT = [sys.executable, "-m", "hardenkit"]
 HOLDER = str(Path(__file__).with_name("lock_holder.py"))
@@ -441,3 +442,185 @@ def test_corrupt_state_behind_a_symlink_is_recovered_in_place(tmp_path: Path) ->
     with state.update() as data:
         data["n"] = 4
     assert json.loads(real.read_text()) == {"n": 4}
+
+
+# -- FileLock.spawn, in process -------------------------------------------------------------------------
+
+_WAIT_FOR_STOP = (
+    "import pathlib, sys, time\n"
+    "for _ in range(1200):\n"
+    "    if pathlib.Path(sys.argv[1]).exists():\n"
+    "        break\n"
+    "    time.sleep(0.05)\n"
+)
+
+
+def test_spawn_hands_the_lock_to_the_command_and_release_still_ends_it(tmp_path: Path) -> None:
+    path = tmp_path / "job.lock"
+    stop = tmp_path / "stop"
+    lock = FileLock(path)
+    lock.acquire()
+    child = lock.spawn([sys.executable, "-c", _WAIT_FOR_STOP, str(stop)])
+    try:
+        assert f'"heir": {child.pid}'.encode() in path.read_bytes()
+        holder = lock.holder()
+        assert holder is not None and holder.pid == os.getpid()  # the taker is named while it lives
+        with pytest.raises(LockTimeout):
+            FileLock(path, timeout=0).acquire()
+        lock.release()
+        # The command still has the descriptor, but the taker's release ends the lock for everyone: a
+        # daemon left behind by a command must not keep it.
+        with FileLock(path, timeout=0):
+            pass
+    finally:
+        stop.touch()
+        child.wait(timeout=30)
+        if lock.is_locked:
+            lock.release()
+
+
+def test_spawn_needs_the_lock_held(tmp_path: Path) -> None:
+    with pytest.raises(LockError, match="acquire it before spawn"):
+        FileLock(tmp_path / "a.lock").spawn(["true"])
+
+
+def test_soft_spawn_runs_the_command_and_the_callers_preexec_fn(tmp_path: Path) -> None:
+    marker = tmp_path / "preexec-ran"
+    lock = FileLock(tmp_path / "soft.lock", soft=True)
+    with lock:
+        child = lock.spawn(
+            [sys.executable, "-c", "print('ran')"],
+            stdout=subprocess.PIPE,
+            preexec_fn=lambda: os.close(os.open(marker, os.O_CREAT | os.O_WRONLY, 0o600)),
+        )
+        out, _ = child.communicate(timeout=30)
+        assert child.returncode == 0 and out == b"ran\n"
+        holder = lock.holder()
+        assert holder is not None and holder.pid == os.getpid()
+    assert marker.exists()
+
+
+def test_cli_reports_a_command_it_cannot_run_while_the_lock_holds_it_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hardenkit.cli.lock import main as cli_main
+
+    lock_file = tmp_path / "run-me"
+    lock_file.touch(mode=0o755)  # an empty file: a lock file, opened read-write, so it cannot be executed
+    assert cli_main([str(lock_file), "--", str(lock_file)]) == 126
+    assert "cannot run" in capsys.readouterr().err
+
+
+# -- existing files: the branches a race reaches ----------------------------------------------------------
+
+
+def test_file_that_gained_content_before_the_lock_was_taken_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hardenkit.lock.file as lock_file
+
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    # As if the content was written right after the lock judged the file missing or empty.
+    monkeypatch.setattr(lock_file, "_is_existing_foreign_file", lambda path: False)
+    lock = FileLock(script)
+    with lock:
+        assert script.read_bytes() == SCRIPT
+        holder = lock.holder()
+        assert holder is not None and holder.pid == os.getpid()
+    assert script.read_bytes() == SCRIPT
+    assert not (tmp_path / "backup.sh.holder").exists()
+
+
+@pytest.mark.parametrize("how", ["replaced", "removed"])
+def test_existing_file_swapped_while_being_locked_is_locked_again_by_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import fcntl
+
+    import hardenkit.lock.existing as existing
+
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    real_flock = fcntl.flock
+    calls: list[int] = []
+
+    class SwapOnce:
+        LOCK_EX, LOCK_NB, LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_NB, fcntl.LOCK_UN
+
+        @staticmethod
+        def flock(fd: int, operation: int) -> None:
+            if not calls:  # between the open and the flock of the first attempt
+                if how == "replaced":
+                    (tmp_path / "new").write_bytes(SCRIPT + b"# v2\n")
+                    os.replace(tmp_path / "new", script)
+                else:
+                    script.unlink()
+            calls.append(operation)
+            real_flock(fd, operation)
+
+    monkeypatch.setattr(existing, "fcntl", SwapOnce)
+    lock = FileLock(script, timeout=5)
+    if how == "removed":
+        with lock:  # the next attempt finds no file: the lock creates its own
+            assert script.read_bytes().startswith(b'{"pid": ')
+        return
+    with lock:
+        assert len(calls) >= 2  # the first lock was on the old inode: dropped, taken again
+        assert script.read_bytes() == SCRIPT + b"# v2\n"
+        with pytest.raises(LockTimeout):
+            FileLock(script, timeout=0).acquire()
+
+
+def test_existing_file_whose_record_cannot_be_written_is_not_held(tmp_path: Path) -> None:
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    (tmp_path / "backup.sh.holder").mkdir()
+    lock = FileLock(script, timeout=0)
+    with pytest.raises(LockError, match="cannot use lock file"):
+        lock.acquire()
+    assert not lock.is_locked
+    (tmp_path / "backup.sh.holder").rmdir()
+    with FileLock(script, timeout=0):
+        pass
+    assert script.read_bytes() == SCRIPT
+
+
+def test_unreadable_records_mean_no_known_holder(tmp_path: Path) -> None:
+    marker = tmp_path / "soft.lock"
+    marker.write_text("not a marker")
+    (tmp_path / "soft.lock.holder").mkdir()  # read() of a directory fails
+    assert FileLock(marker, soft=True).holder() is None
+
+
+@needs_root
+def test_existing_file_of_another_user_in_a_sticky_directory_is_refused(shared: Path) -> None:
+    script = shared / "shared" / "backup.sh"
+    script.write_bytes(SCRIPT)
+    os.chown(script, NOBODY, NOBODY)  # its owner can swap it for a new inode under our lock
+    with pytest.raises(LockError, match="belongs to uid"):
+        FileLock(script, timeout=0).acquire()
+    assert script.read_bytes() == SCRIPT
+
+
+# -- atomic_write: odd link targets ------------------------------------------------------------------------
+
+
+def test_atomic_write_reports_a_link_loop(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OSError, match="symbolic links") as caught:
+        atomic_write(tmp_path / "a", "x")
+    assert caught.value.errno == errno.ELOOP
+
+
+def test_atomic_write_to_a_link_naming_a_directory_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "up").symlink_to("..")
+    with pytest.raises(IsADirectoryError):
+        atomic_write(tmp_path / "sub" / "up", "x")
+    assert temp_files(tmp_path) == [] and temp_files(tmp_path / "sub") == []
+
+
+def test_json_state_in_a_missing_directory_reads_the_default(tmp_path: Path) -> None:
+    assert JsonState(tmp_path / "missing" / "state.json").read() == {}

@@ -88,17 +88,6 @@ def sweep_orphans(target: str, *, dir_fd: int | None = None) -> None:
                         os.unlink(entry.path)
 
 
-def fsync_directory(directory: str) -> None:
-    """Make a rename in ``directory`` durable (POSIX: fsync the directory itself)."""
-    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
-        return
-    fd = os.open(directory or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _open_temp(target: Target) -> tuple[int, str]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -137,11 +126,8 @@ def _finish(fileobj: IO[Any], temp: str, target: Target, *, fsync: bool) -> None
     fileobj.close()
     # Both names relative to the directory that was judged: a path swapped meanwhile changes nothing.
     os.replace(target.at(temp), target.at(target.name), src_dir_fd=target.dir_fd, dst_dir_fd=target.dir_fd)
-    if fsync:
-        if target.dir_fd is not None:
-            os.fsync(target.dir_fd)
-        else:  # pragma: no cover - platforms without dir_fd
-            fsync_directory(target.directory)
+    if fsync and target.dir_fd is not None:  # where there is no dir_fd (Windows) there is no directory fsync
+        os.fsync(target.dir_fd)  # makes the rename itself durable (POSIX)
     sweep_orphans(target.path, dir_fd=target.dir_fd)
 
 
