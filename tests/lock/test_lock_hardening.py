@@ -47,6 +47,12 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subproc
 
 def process_gone(pid: int) -> bool:
     """True once ``pid`` has exited (a zombie nobody reaped yet counts as gone: it runs nothing)."""
+    if not os.path.isdir("/proc"):  # pragma: no cover - no procfs: a zombie counts as alive there
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as fileobj:
             state = fileobj.read().rsplit(b")", 1)[1].split()[0]
@@ -197,8 +203,14 @@ def start_wrapper(lock_path: Path, work: Path, *extra: str) -> tuple[subprocess.
     wrapper = subprocess.Popen(
         [*HARDENKIT, "lock", str(lock_path), *extra, "--", sys.executable, "-c", _COMMAND, str(work)]
     )
-    wait_for(lambda: (work / "ready").exists() or wrapper.poll() is not None, "the command to start")
-    assert wrapper.poll() is None, "the wrapper exited early"
+    try:
+        wait_for(lambda: (work / "ready").exists() or wrapper.poll() is not None, "the command to start")
+        assert wrapper.poll() is None, "the wrapper exited early"
+    except BaseException:
+        wrapper.kill()  # forwarded to nothing: SIGKILL cannot be caught, the command then ends by itself
+        wrapper.wait(timeout=10)
+        (work / "stop").touch()
+        raise
     return wrapper, int((work / "ready").read_text())
 
 
@@ -314,6 +326,21 @@ def test_atomic_write_judges_every_link_of_a_chain(shared: Path) -> None:
     mine.symlink_to(hop)  # the caller's own link, pointing at the planted one
     with pytest.raises(PermissionError, match="symlink"):
         atomic_write(mine, "pwned")
+    assert victim.read_text() == "secret"
+
+
+@needs_root
+def test_atomic_write_refuses_a_link_of_the_owner_of_a_sticky_directory_not_the_caller(shared: Path) -> None:
+    theirs = shared / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    theirs.chmod(0o1777)  # a shared sticky directory that another user owns, and so fills at will
+    victim = shared / "victim.conf"
+    victim.write_text("secret")
+    link = theirs / "report.txt"
+    plant_link(link, victim, owner=NOBODY)
+    with pytest.raises(PermissionError, match="symlink"):
+        atomic_write(link, "pwned")
     assert victim.read_text() == "secret"
 
 
@@ -584,6 +611,21 @@ def test_existing_file_whose_record_cannot_be_written_is_not_held(tmp_path: Path
     with FileLock(script, timeout=0):
         pass
     assert script.read_bytes() == SCRIPT
+
+
+def test_a_link_planted_where_the_record_goes_is_replaced_not_followed(tmp_path: Path) -> None:
+    script = tmp_path / "backup.sh"
+    script.write_bytes(SCRIPT)
+    victim = tmp_path / "victim.conf"
+    victim.write_text("keep me")
+    (tmp_path / "backup.sh.holder").symlink_to(victim)
+    lock = FileLock(script)
+    with lock:
+        assert not (tmp_path / "backup.sh.holder").is_symlink()
+        holder = lock.holder()
+        assert holder is not None and holder.pid == os.getpid()
+    assert victim.read_text() == "keep me" and script.read_bytes() == SCRIPT
+    assert not (tmp_path / "backup.sh.holder").exists()
 
 
 def test_unreadable_records_mean_no_known_holder(tmp_path: Path) -> None:

@@ -236,8 +236,8 @@ def atomic_write(
 
     A symlink at ``path`` is followed (the file it points to is replaced, the link stays), except where
     another user could have planted it: a link in a shared sticky directory (``/tmp``, mode 1777) that
-    belongs neither to the caller nor to the directory's owner raises :class:`PermissionError` and
-    nothing is written (the rule of Linux's ``fs.protected_symlinks``, applied to every link of a chain).
+    does not belong to the caller raises :class:`PermissionError` and nothing is written (the rule of
+    Linux's ``fs.protected_symlinks``, applied to every link of a chain).
     """
     if data is None:
         return _atomic_file(path, binary=binary, encoding=encoding, fsync=fsync)

@@ -32,7 +32,7 @@ def die_with_parent(then: Callable[[], object] | None = None) -> Callable[[], ob
         return then
     parent = os.getpid()
 
-    def preexec() -> None:
+    def preexec() -> None:  # pragma: no cover - runs in the child, between fork and exec
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request was in place
             os.kill(os.getpid(), signal.SIGKILL)

@@ -59,7 +59,7 @@ class ExistingFileLock:
                 if exc.errno in _BUSY:
                     os.close(fd)
                     return False
-                raise
+                raise  # pragma: no cover - ENOLCK, ENOSYS: a filesystem without flock (FileLock says so)
             # The file may have been replaced (renamed over) while we waited: a lock on the old inode
             # excludes nobody who opens the path now, so try again on the file the path names.
             try:
@@ -70,8 +70,7 @@ class ExistingFileLock:
                 os.close(fd)  # closing the only descriptor drops the lock
                 return False
         except BaseException:
-            if self._fd != fd:
-                os.close(fd)
+            os.close(fd)
             raise
         self._fd = fd
         return True
@@ -89,8 +88,9 @@ class ExistingFileLock:
             )
 
     def release(self) -> None:
+        """Unlock and close; call only while held."""
         fd, self._fd = self._fd, None
-        if fd is None:
+        if fd is None:  # pragma: no cover - FileLock releases only what it holds
             return
         try:
             # Unlock before closing: a child the lock was handed to shares this open file, and the lock

@@ -614,10 +614,10 @@ class FileLock:
         if not self.is_locked:
             raise LockError(f"FileLock {self._path} is not held by this object: acquire it before spawn()")
         kwargs = dict(popen_kwargs)
-        if self._fd is not None:
-            kwargs["pass_fds"] = (*kwargs.get("pass_fds", ()), self._fd)
-        else:
+        if self._fd is None:
             kwargs["preexec_fn"] = die_with_parent(kwargs.get("preexec_fn"))
+        elif os.name == "posix":  # pragma: no branch - Windows children inherit no descriptor by number
+            kwargs["pass_fds"] = (*kwargs.get("pass_fds", ()), self._fd)
         child: subprocess.Popen[Any] = subprocess.Popen(args, **kwargs)
         record = _record(self._since, heir=child.pid)
         try:

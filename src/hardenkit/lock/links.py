@@ -1,11 +1,13 @@
 """Which symlinks a writer may follow, and a directory descriptor to write in once they are judged.
 
-Standard library only. The rule is Linux's ``fs.protected_symlinks``, applied by hardenkit itself so that
-it holds whatever the sysctl says and wherever the path is resolved in user space: a symlink that sits in
-a *shared sticky* directory (sticky, and writable by its group or by everyone, as ``/tmp``) is followed
-only when the caller or the directory's owner owns it. Anyone can plant a link in such a directory; the
-sticky bit only stops them from removing other people's entries, so a link owned by the caller (or by
-the directory's owner) cannot have been planted or swapped by someone else.
+Standard library only. The rule is the one of Linux's ``fs.protected_symlinks``, applied by hardenkit
+itself so that it holds whatever the sysctl says and wherever the path is resolved in user space, and
+stricter by one case: a symlink that sits in a *shared sticky* directory (sticky, and writable by its
+group or by everyone, as ``/tmp``) is followed only when the caller owns it. Anyone can plant a link in
+such a directory; the sticky bit only stops them from removing other people's entries, so a link owned by
+the caller cannot have been planted or swapped by someone else. (The kernel also trusts links of the
+directory's owner; a sticky directory owned by another user is that user's to fill with links, so here
+those are refused too.)
 
 Every link of a chain is judged where it sits, and the target's directory is then held open, so that what
 is written is created and renamed in the directory that was judged, not in whatever a path names later.
@@ -62,7 +64,9 @@ def foreign_in_shared_dir(uid: int, directory: os.stat_result) -> bool:
 
 def untrusted_link(link: os.stat_result, directory: os.stat_result) -> bool:
     """Whether following ``link`` (its lstat) in ``directory`` (its stat) could be someone else's doing."""
-    return stat.S_ISLNK(link.st_mode) and foreign_in_shared_dir(link.st_uid, directory)
+    if not stat.S_ISLNK(link.st_mode) or not _shared_sticky(directory):
+        return False
+    return link.st_uid != (os.geteuid() if hasattr(os, "geteuid") else link.st_uid)
 
 
 def _refuse(path: str, link: os.stat_result, directory: str) -> PermissionError:
