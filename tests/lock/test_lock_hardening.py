@@ -368,7 +368,7 @@ def test_atomic_write_follows_links_in_a_directory_that_is_not_shared(shared: Pa
     assert real.read_text() == "new"
 
 
-def _write_as(uid: int, path: Path, text: str) -> int:
+def _write_as(uid: int, path: Path, text: str, *, fsync: bool = False) -> int:
     """atomic_write(path, text) in a real process running as ``uid``: 0 written, 13 refused, 1 other error.
 
     A fork that drops privileges, not an exec, because the interpreter running the suite may live where
@@ -383,7 +383,7 @@ def _write_as(uid: int, path: Path, text: str) -> int:
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
-            atomic_write(path, text, fsync=False)
+            atomic_write(path, text, fsync=fsync)
             status = 0
         except PermissionError:
             status = 13
@@ -666,3 +666,17 @@ def test_atomic_write_to_a_link_naming_a_directory_is_an_error(tmp_path: Path) -
 
 def test_json_state_in_a_missing_directory_reads_the_default(tmp_path: Path) -> None:
     assert JsonState(tmp_path / "missing" / "state.json").read() == {}
+
+
+@needs_root
+@pytest.mark.skipif(not hasattr(os, "O_PATH"), reason="O_PATH is Linux's")
+def test_atomic_write_works_in_a_directory_it_may_write_but_not_list(shared: Path) -> None:
+    drop = shared / "drop"
+    drop.mkdir()
+    os.chown(drop, NOBODY, NOBODY)
+    drop.chmod(0o333)  # root lists any directory: the writer is its unprivileged owner
+    target = drop / "out.txt"
+    assert _write_as(NOBODY, target, "v1", fsync=True) == 0
+    assert _write_as(NOBODY, target, "v2") == 0
+    assert target.read_text() == "v2"
+    assert temp_files(drop) == []

@@ -126,7 +126,10 @@ def _finish(fileobj: IO[Any], temp: str, target: Target, *, fsync: bool) -> None
     fileobj.close()
     # Both names relative to the directory that was judged: a path swapped meanwhile changes nothing.
     os.replace(target.at(temp), target.at(target.name), src_dir_fd=target.dir_fd, dst_dir_fd=target.dir_fd)
-    if fsync and target.dir_fd is not None:  # where there is no dir_fd (Windows) there is no directory fsync
+    if target.dir_fd is None or not target.listable:
+        # No directory descriptor to fsync or list: Windows, or a directory we may not read (-wx).
+        return
+    if fsync:
         os.fsync(target.dir_fd)  # makes the rename itself durable (POSIX)
     sweep_orphans(target.path, dir_fd=target.dir_fd)
 

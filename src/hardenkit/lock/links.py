@@ -37,6 +37,7 @@ class Target(NamedTuple):
     directory: str
     name: str
     dir_fd: int | None
+    listable: bool = True  # False: the directory could be opened only with O_PATH (write and search only)
 
     def at(self, name: str) -> str:
         """``name`` as the os functions taking ``dir_fd=self.dir_fd`` want it."""
@@ -78,6 +79,19 @@ def _refuse(path: str, link: os.stat_result, directory: str) -> PermissionError:
     )
 
 
+def _open_directory(directory: str) -> tuple[int, bool]:
+    try:
+        return os.open(directory, _DIR_FLAGS), True
+    except PermissionError:
+        # A directory one may write in but not list (mode -wx): O_PATH still anchors the *at() calls,
+        # where plain path names would have worked before.
+        if not hasattr(os, "O_PATH"):  # pragma: no cover - not Linux
+            raise
+        return os.open(
+            directory, os.O_PATH | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        ), False
+
+
 def open_target(path: str | os.PathLike[str], *, follow: bool = True) -> Target:
     """Judge the links at ``path`` and open the directory the write will happen in.
 
@@ -90,8 +104,8 @@ def open_target(path: str | os.PathLike[str], *, follow: bool = True) -> Target:
         directory, name = os.path.split(current)
         if name in ("", ".", ".."):
             raise IsADirectoryError(errno.EISDIR, "the path names a directory; write a file path", current)
-        dir_fd = os.open(directory, _DIR_FLAGS) if _HAVE_DIR_FD else None
-        target = Target(current, directory, name, dir_fd)
+        dir_fd, listable = _open_directory(directory) if _HAVE_DIR_FD else (None, True)
+        target = Target(current, directory, name, dir_fd, listable)
         try:
             try:
                 entry = os.stat(target.at(name), dir_fd=dir_fd, follow_symlinks=False)
