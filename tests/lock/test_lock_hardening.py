@@ -298,11 +298,29 @@ def test_atomic_write_refuses_a_link_planted_by_another_user_in_a_sticky_directo
     plant_link(link, victim, owner=NOBODY)
     with pytest.raises(PermissionError, match="symlink"):
         atomic_write(link, "pwned\n")
-    with pytest.raises(PermissionError), atomic_write(link) as fileobj:
-        fileobj.write("pwned\n")
+    with pytest.raises(PermissionError):
+        atomic_write(link)  # the context-manager form refuses at the call already
     assert victim.read_text() == "root: secret\n"
     assert link.is_symlink() and os.lstat(link).st_uid == NOBODY
     assert temp_files(shared / "shared") == [] and temp_files(shared) == []
+
+
+@needs_root
+def test_atomic_write_judges_the_link_again_when_the_block_is_entered(shared: Path) -> None:
+    victim = shared / "victim.conf"
+    victim.write_text("secret")
+    link = shared / "shared" / "report.txt"
+    writer = atomic_write(link)  # nothing there yet
+    plant_link(link, victim, owner=NOBODY)  # planted between the call and the block
+    with pytest.raises(PermissionError, match="symlink"), writer as fileobj:
+        fileobj.write("pwned")
+    assert victim.read_text() == "secret"
+
+
+def test_atomic_write_in_a_missing_directory_fails_when_the_block_is_entered(tmp_path: Path) -> None:
+    writer = atomic_write(tmp_path / "missing" / "f.txt")
+    with pytest.raises(FileNotFoundError), writer as fileobj:
+        fileobj.write("x")
 
 
 @needs_root

@@ -243,6 +243,14 @@ def atomic_write(
     Linux's ``fs.protected_symlinks``, applied to every link of a chain).
     """
     if data is None:
+        # Refuse a planted link at the call, not only when the block is entered (where the links are
+        # judged again, and the directory held open, for the write itself).
+        try:
+            open_target(path).close()
+        except PermissionError:
+            raise
+        except OSError:  # a missing directory and the like: reported when the block is entered, as before
+            pass
         return _atomic_file(path, binary=binary, encoding=encoding, fsync=fsync)
     payload: bytes | bytearray | memoryview
     if isinstance(data, str):
