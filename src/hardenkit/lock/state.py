@@ -36,6 +36,10 @@ class JsonState:
     ``<path>.corrupt-<time>``; when no backup parses, :class:`StateCorrupted` is raised and nothing is
     moved. A value JSON cannot encode fails the update with :class:`StateError` and leaves the file as it
     was. ``fsync=False`` trades durability across power loss for speed (still atomic across crashes).
+
+    A symlinked ``path`` works through the link (the file it names is replaced, the link stays); its
+    backups are copies of the data beside the link, never links. A link another user planted in a shared
+    sticky directory is refused (:class:`PermissionError`), for reading as for writing.
     """
 
     def __init__(
