@@ -363,6 +363,43 @@ def test_atomic_write_refuses_a_link_of_the_owner_of_a_sticky_directory_not_the_
 
 
 @needs_root
+@pytest.mark.parametrize("pointing", ["absolute", "relative"])
+def test_atomic_write_refuses_a_planted_link_in_the_directory_part_of_the_path(
+    shared: Path, pointing: str
+) -> None:
+    etc = shared / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0\n")
+    app = shared / "shared" / "app"  # the directory a root job expects, planted as a link to etc/
+    plant_link(app, etc if pointing == "absolute" else "../etc", owner=NOBODY)
+    with pytest.raises(PermissionError, match="symlink"):
+        atomic_write(app / "passwd", "pwned\n")
+    with pytest.raises(PermissionError, match="symlink"):
+        atomic_write(app / "new.conf", "pwned\n")
+    assert (etc / "passwd").read_text() == "root:x:0:0\n"
+    assert sorted(p.name for p in etc.iterdir()) == ["passwd"]
+
+
+@needs_root
+def test_atomic_write_follows_the_callers_own_links_in_the_directory_part(shared: Path) -> None:
+    data = shared / "data"
+    data.mkdir()
+    (shared / "shared" / "current").symlink_to(data)  # root's own link to a directory
+    (shared / "up").symlink_to("shared/../data")  # relative, through ".."
+    atomic_write(shared / "shared" / "current" / "a.txt", "a")
+    atomic_write(shared / "up" / "b.txt", "b")
+    assert (data / "a.txt").read_text() == "a" and (data / "b.txt").read_text() == "b"
+
+
+@needs_root
+def test_unprivileged_writer_crosses_a_directory_it_may_search_but_not_list(shared: Path) -> None:
+    shared.chmod(0o711)  # like a home directory: others may cross it, not list it
+    target = shared / "shared" / "note.txt"
+    assert _write_as(NOBODY, target, "hello", fsync=True) == 0
+    assert target.read_text() == "hello"
+
+
+@needs_root
 def test_atomic_write_still_follows_the_callers_own_link_in_a_sticky_directory(shared: Path) -> None:
     real = shared / "real.txt"
     real.write_text("old")

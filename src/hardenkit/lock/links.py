@@ -9,9 +9,11 @@ the caller cannot have been planted or swapped by someone else. (The kernel also
 directory's owner; a sticky directory owned by another user is that user's to fill with links, so here
 those are refused too.)
 
-Every link of a chain is judged where it sits, and the target's directory is then held open, so that what
-is written is created and renamed in the directory that was judged, not in whatever a path names later.
-``realpath()`` is never used to pick where to write: it follows every link without judging any.
+Every link on the way is judged where it sits, the final link and the links in the directory part alike
+(``/tmp/app/out.txt`` where ``/tmp/app`` was planted as a link to ``/etc``), and the target's directory is
+then held open, so that what is written is created and renamed in the directory that was judged, not in
+whatever a path names later. ``realpath()`` is never used to pick where to write: it follows every link
+without judging any.
 """
 
 from __future__ import annotations
@@ -79,33 +81,97 @@ def _refuse(path: str, link: os.stat_result, directory: str) -> PermissionError:
     )
 
 
-def _open_directory(directory: str) -> tuple[int, bool]:
-    try:
-        return os.open(directory, _DIR_FLAGS), True
-    except PermissionError:
-        # A directory one may write in but not list (mode -wx): O_PATH still anchors the *at() calls,
-        # where plain path names would have worked before.
-        if not hasattr(os, "O_PATH"):  # pragma: no cover - not Linux
-            raise
-        return os.open(
-            directory, os.O_PATH | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-        ), False
+_O_PATH = getattr(os, "O_PATH", 0)
+# Each directory of the path is opened by name relative to the one before, never followed if it is a link:
+# O_PATH needs only search permission (a 0711 home directory can be crossed, as by the kernel).
+_WALK_FLAGS = (
+    _O_PATH | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _isdir_error(path: str) -> IsADirectoryError:
+    return IsADirectoryError(errno.EISDIR, "the path names a directory; write a file path", path)
+
+
+def _parts(path: str) -> list[str]:
+    return [part for part in path.split(os.sep) if part and part != "."]
 
 
 def open_target(path: str | os.PathLike[str], *, follow: bool = True) -> Target:
-    """Judge the links at ``path`` and open the directory the write will happen in.
+    """Judge every link on the way to ``path`` and open the directory the write will happen in.
 
-    ``follow=False`` never follows a link at ``path``: a write then replaces the link itself. Links in
-    the directory part of ``path`` are resolved by the kernel (which applies ``fs.protected_symlinks`` to
-    them when it is on). The caller closes the returned target.
+    Each component is looked at in the directory opened before it: a directory is entered by descriptor
+    (``O_NOFOLLOW``), a link is judged where it sits, read there, and its target walked from there (from
+    ``/`` when it is absolute), as the kernel resolves a path. ``follow=False`` does not follow a link that
+    is the last component: a write then replaces the link itself. The caller closes the returned target.
     """
-    current = os.path.abspath(os.fspath(path))
+    text = os.path.abspath(os.fspath(path))
+    if not (_O_PATH and _HAVE_DIR_FD):  # pragma: no cover - not Linux: the kernel resolves the directories
+        return _open_target_by_path(text, follow=follow)
+    pending = _parts(text)
+    if not pending:
+        raise _isdir_error(text)
+    fd = os.open("/", _WALK_FLAGS)
+    walked = "/"  # the directory ``fd`` is, for messages
+    hops = 0
+    try:
+        while True:
+            part = pending.pop(0)
+            last = not pending
+            if last and part == "..":
+                raise _isdir_error(text)
+            try:
+                entry = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not last:
+                    raise
+                entry = None
+            if entry is not None and stat.S_ISLNK(entry.st_mode) and (follow or not last):
+                hops += 1
+                if hops > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", text)
+                here = os.path.join(walked, part)
+                if untrusted_link(entry, os.fstat(fd)):
+                    raise _refuse(here, entry, walked)
+                # Read where it was judged: a link the caller owns in a sticky directory cannot be swapped.
+                pointed = os.readlink(part, dir_fd=fd)
+                if os.path.isabs(pointed):
+                    root = os.open("/", _WALK_FLAGS)
+                    os.close(fd)
+                    fd, walked = root, "/"
+                pending[:0] = _parts(pointed)
+                if not pending:  # a link to "/" or "."
+                    raise _isdir_error(here)
+                continue
+            if last:
+                return _final(fd, walked, part)
+            directory = os.open(part, _WALK_FLAGS, dir_fd=fd)  # ELOOP if swapped for a link meanwhile
+            os.close(fd)
+            fd = directory
+            walked = os.path.normpath(os.path.join(walked, part))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _final(walk_fd: int, walked: str, name: str) -> Target:
+    # The directory to write in, opened for reading where allowed (its fsync and the temp-file sweep need
+    # that); a directory one may write in but not list (mode -wx) keeps its O_PATH descriptor.
+    try:
+        fd = os.open(".", _DIR_FLAGS, dir_fd=walk_fd)
+    except PermissionError:
+        return Target(os.path.join(walked, name), walked, name, walk_fd, listable=False)
+    os.close(walk_fd)
+    return Target(os.path.join(walked, name), walked, name, fd)
+
+
+def _open_target_by_path(current: str, *, follow: bool) -> Target:  # pragma: no cover - not Linux
     for _ in range(_MAX_LINKS + 1):
         directory, name = os.path.split(current)
         if name in ("", ".", ".."):
-            raise IsADirectoryError(errno.EISDIR, "the path names a directory; write a file path", current)
-        dir_fd, listable = _open_directory(directory) if _HAVE_DIR_FD else (None, True)
-        target = Target(current, directory, name, dir_fd, listable)
+            raise _isdir_error(current)
+        dir_fd = os.open(directory, _DIR_FLAGS) if _HAVE_DIR_FD else None
+        target = Target(current, directory, name, dir_fd)
         try:
             try:
                 entry = os.stat(target.at(name), dir_fd=dir_fd, follow_symlinks=False)
@@ -113,19 +179,15 @@ def open_target(path: str | os.PathLike[str], *, follow: bool = True) -> Target:
                 return target
             if not follow or not stat.S_ISLNK(entry.st_mode):
                 return target
-            where = os.fstat(dir_fd) if dir_fd is not None else os.stat(directory)
-            if untrusted_link(entry, where):
+            if untrusted_link(entry, os.stat(directory)):
                 raise _refuse(current, entry, directory)
-            # Read through the directory we judged, so the link read is the link judged (a trusted link
-            # in a shared sticky directory cannot be swapped by anyone else).
             pointed = os.readlink(target.at(name), dir_fd=dir_fd)
         except BaseException:
             target.close()
             raise
         target.close()
-        # Relative to the link's directory; ".." stays for the kernel to resolve, as it would.
         current = os.path.join(directory, pointed)
-    raise OSError(errno.ELOOP, "too many levels of symbolic links", os.fspath(path))
+    raise OSError(errno.ELOOP, "too many levels of symbolic links", current)
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes | None:
