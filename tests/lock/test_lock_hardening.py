@@ -683,6 +683,39 @@ def test_a_link_planted_where_the_record_goes_is_replaced_not_followed(tmp_path:
     assert not (tmp_path / "backup.sh.holder").exists()
 
 
+def _lock_as(uid: int, path: Path) -> int:
+    """Lock ``path`` in a real process running as ``uid``: 0 when locked with the file unchanged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() with threads alive
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, which never returns into pytest
+        status = 1
+        try:
+            before = path.read_bytes()
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            lock = FileLock(path, timeout=0)
+            with lock:
+                if lock.holder() is None and path.read_bytes() == before:
+                    status = 0
+        finally:
+            os._exit(status)
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+@needs_root
+def test_read_only_script_in_a_read_only_directory_is_locked_like_flock_does(shared: Path) -> None:
+    bin_dir = shared / "bin"
+    bin_dir.mkdir(mode=0o755)  # root's: the unprivileged locker cannot write the record beside it
+    script = bin_dir / "backup.sh"
+    script.write_bytes(SCRIPT)
+    script.chmod(0o555)
+    assert _lock_as(NOBODY, script) == 0
+    assert script.read_bytes() == SCRIPT and not (bin_dir / "backup.sh.holder").exists()
+
+
 def test_unreadable_records_mean_no_known_holder(tmp_path: Path) -> None:
     marker = tmp_path / "soft.lock"
     marker.write_text("not a marker")

@@ -318,6 +318,7 @@ class FileLock:
         self._owner: object = None
         self._fd: int | None = None  # the locked descriptor (native locks), while held
         self._record_fd: int | None = None  # set when the record lives in the lock file itself
+        self._beside = False  # True when this holder wrote the record beside the lock (<path>.holder)
         self._since = 0.0
         self._holder_path = self._path + ".holder"  # the record beside the lock (soft, or not our file)
         self._existing = ExistingFileLock(self._path) if _EXISTING_SUPPORTED and not soft else None
@@ -372,12 +373,13 @@ class FileLock:
             os.pwrite(fd, _record(self._since), 0)
             self._record_fd = fd
         else:
-            replace_file(self._holder_path, _record(self._since), fsync=False)
+            self._record_beside()
         self._fd = fd
 
     def _record_beside(self) -> None:
         self._since = time.time()
         replace_file(self._holder_path, _record(self._since), fsync=False)
+        self._beside = True
 
     def _read_holder_entry(self) -> _Entry | None:
         if self._soft:
@@ -428,7 +430,13 @@ class FileLock:
             return False
         try:
             self._record_beside()
-        except BaseException:
+        except OSError as exc:
+            # A directory we may not write in (a system script's): locked all the same, as flock(1) would,
+            # with no record, so holder() says "unknown". Any other failure is a real one.
+            if not (isinstance(exc, PermissionError) or exc.errno == errno.EROFS):
+                existing.release()
+                raise
+        except BaseException:  # pragma: no cover - an interrupt while writing the record
             existing.release()
             raise
         self._fd = existing.fd
@@ -580,7 +588,7 @@ class FileLock:
                     os.ftruncate(self._record_fd, 0)
                 except OSError:  # pragma: no cover - the lock still goes; holder() then checks the pid
                     pass
-            else:
+            elif self._beside:
                 try:
                     os.unlink(self._holder_path)
                 except FileNotFoundError:
@@ -592,6 +600,7 @@ class FileLock:
         finally:
             self._fd = None
             self._record_fd = None
+            self._beside = False
             self._owner = None
             self._gate.release()
             held = _HELD.get()
