@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 from types import FrameType
 
@@ -73,21 +72,26 @@ def main(argv: list[str]) -> int:
         print(f"hardenkit lock: {exc}", file=sys.stderr)
         return EX_CANTCREAT
     try:
-        return _run_forwarding_signals(command)
+        return _run_forwarding_signals(lock, command)
     finally:
         lock.release()
 
 
-def _run_forwarding_signals(command: list[str]) -> int:
+def _run_forwarding_signals(lock: FileLock, command: list[str]) -> int:
     try:
-        # close_fds (the default) keeps the lock's descriptor out of the child: a daemon it leaves behind
-        # must not keep holding our lock after we exit.
-        child = subprocess.Popen(command)
+        # The command holds the lock with us, as with flock(1): it inherits the locked descriptor, so a
+        # SIGKILL of this wrapper leaves the lock held until the command ends (a soft lock cannot be
+        # inherited: there the command dies with us). Our release at the end unlocks it for everyone, so a
+        # daemon the command leaves behind does not keep it.
+        child = lock.spawn(command)
     except FileNotFoundError:
         print(f"hardenkit lock: command not found: {command[0]}", file=sys.stderr)
         return 127
     except PermissionError:
         print(f"hardenkit lock: command not executable: {command[0]}", file=sys.stderr)
+        return 126
+    except OSError as exc:  # e.g. ETXTBSY: the command's file is open for writing elsewhere
+        print(f"hardenkit lock: cannot run {command[0]}: {exc.strerror or exc}", file=sys.stderr)
         return 126
 
     def forward(signum: int, frame: FrameType | None) -> None:

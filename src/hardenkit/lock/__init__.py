@@ -11,7 +11,9 @@
     with state.update() as data:
         data["runs"] = data.get("runs", 0) + 1
 
-Modules: ``file`` (FileLock, Holder), ``atomic`` (atomic_write), ``state`` (JsonState).
+Modules: ``file`` (FileLock, Holder), ``existing`` (the read-only lock on a file the lock did not create),
+``children`` (commands started under a lock), ``atomic`` (atomic_write), ``links`` (which symlinks a writer
+may follow), ``state`` (JsonState).
 Importing this package never imports starlette, limits or anyio (anyio loads inside the async methods).
 """
 

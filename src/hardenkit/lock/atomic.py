@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
-__all__ = ["atomic_write"]
+from .links import Target, open_target
+
+__all__ = ["atomic_write", "replace_file"]
 
 StrPath = str | os.PathLike[str]
 
@@ -55,18 +57,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_orphans(target: str) -> None:
+def sweep_orphans(target: str, *, dir_fd: int | None = None) -> None:
     """Remove temp files beside ``target`` left by writers on this host whose process is gone.
 
     A writer killed between creating its temp file and ``os.replace`` leaves the temp file behind; the
     next successful write cleans up, so they never pile up. Files of live writers (including other
-    threads of this process) are left alone.
+    threads of this process) are left alone. With ``dir_fd``, the directory open there is swept.
     """
     directory, name = os.path.split(target)
     prefix = f".{name}.{_host_tag()}-"
     me = os.getpid()
     try:
-        entries = os.scandir(directory or ".")
+        entries = os.scandir(dir_fd if dir_fd is not None else directory or ".")
     except OSError:  # pragma: no cover - the directory went away right after our rename into it
         return
     with entries:
@@ -80,45 +82,34 @@ def sweep_orphans(target: str) -> None:
             pid = int(pid_text)
             if pid != me and not pid_alive(pid):
                 with suppress(OSError):
-                    os.unlink(entry.path)
+                    if dir_fd is not None:
+                        os.unlink(entry_name, dir_fd=dir_fd)
+                    else:  # pragma: no cover - platforms without dir_fd
+                        os.unlink(entry.path)
 
 
-def fsync_directory(directory: str) -> None:
-    """Make a rename in ``directory`` durable (POSIX: fsync the directory itself)."""
-    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
-        return
-    fd = os.open(directory or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _resolve(path: StrPath) -> str:
-    target = os.path.abspath(os.fspath(path))
-    # Write through a symlink to the file it names: replacing the link itself would silently turn it into a
-    # regular file and leave the real file stale.
-    if os.path.islink(target):
-        target = os.path.realpath(target)
-    return target
-
-
-def _open_temp(target: str) -> tuple[int, str]:
+def _open_temp(target: Target) -> tuple[int, str]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0)
     while True:
-        temp = temp_path_for(target)
+        temp = os.path.basename(temp_path_for(target.path))
         try:
             # 0o666 through the umask: a new file gets exactly the bits open(path, "w") would have given it.
-            return os.open(temp, flags, 0o666), temp
+            return os.open(target.at(temp), flags, 0o666, dir_fd=target.dir_fd), temp
         except FileExistsError:  # pragma: no cover - 48 random bits collided
             continue
 
 
-def _copy_metadata(fd: int, target: str) -> None:
-    try:
-        existing = os.stat(target)
-    except FileNotFoundError:
-        return
+def _copy_metadata(fd: int, target: Target, like: os.stat_result | None) -> None:
+    existing = like
+    if existing is None:
+        try:
+            # The entry itself: a link here is one the caller chose not to follow (follow=False).
+            existing = os.stat(target.at(target.name), dir_fd=target.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(existing.st_mode):
+            return
     if sys.platform != "win32" and (existing.st_uid != os.geteuid() or existing.st_gid != os.getegid()):
         # Best effort: only root may give a file away, but a member may set its group. Before the chmod,
         # since chown clears the set-id bits.
@@ -128,37 +119,64 @@ def _copy_metadata(fd: int, target: str) -> None:
         os.fchmod(fd, stat.S_IMODE(existing.st_mode))
 
 
-def _finish(fileobj: IO[Any], temp: str, target: str, *, fsync: bool) -> None:
+def _finish(fileobj: IO[Any], temp: str, target: Target, *, fsync: bool) -> None:
     fileobj.flush()
     if fsync:
         os.fsync(fileobj.fileno())
     fileobj.close()
-    os.replace(temp, target)
+    # Both names relative to the directory that was judged: a path swapped meanwhile changes nothing.
+    os.replace(target.at(temp), target.at(target.name), src_dir_fd=target.dir_fd, dst_dir_fd=target.dir_fd)
+    if target.dir_fd is None or not target.listable:
+        # No directory descriptor to fsync or list: Windows, or a directory we may not read (-wx).
+        return
     if fsync:
-        fsync_directory(os.path.dirname(target))
-    sweep_orphans(target)
+        os.fsync(target.dir_fd)  # makes the rename itself durable (POSIX)
+    sweep_orphans(target.path, dir_fd=target.dir_fd)
 
 
 @contextmanager
-def _atomic_file(target: str, *, binary: bool, encoding: str, fsync: bool) -> Iterator[IO[Any]]:
-    fd, temp = _open_temp(target)
-    fileobj: IO[Any] | None = None
+def _atomic_file(
+    path: StrPath,
+    *,
+    binary: bool,
+    encoding: str,
+    fsync: bool,
+    follow: bool = True,
+    like: os.stat_result | None = None,
+) -> Iterator[IO[Any]]:
+    target = open_target(path, follow=follow)
     try:
-        _copy_metadata(fd, target)
-        fileobj = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding)
-        yield fileobj
-        _finish(fileobj, temp, target, fsync=fsync)
-    except BaseException:
-        # Whatever failed (the caller's block, a full disk, a bad encoding, a cancelled task), the target
-        # keeps its old bytes and no temp file stays behind.
-        with suppress(OSError):
-            if fileobj is None:
-                os.close(fd)
-            else:
-                fileobj.close()
-        with suppress(OSError):
-            os.unlink(temp)
-        raise
+        fd, temp = _open_temp(target)
+        fileobj: IO[Any] | None = None
+        try:
+            _copy_metadata(fd, target, like)
+            fileobj = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding)
+            yield fileobj
+            _finish(fileobj, temp, target, fsync=fsync)
+        except BaseException:
+            # Whatever failed (the caller's block, a full disk, a bad encoding, a cancelled task), the
+            # target keeps its old bytes and no temp file stays behind.
+            with suppress(OSError):
+                if fileobj is None:
+                    os.close(fd)
+                else:
+                    fileobj.close()
+            with suppress(OSError):
+                os.unlink(target.at(temp), dir_fd=target.dir_fd)
+            raise
+    finally:
+        target.close()
+
+
+def replace_file(path: StrPath, data: bytes, *, fsync: bool, like: os.stat_result | None = None) -> None:
+    """Atomically put ``data`` at ``path`` itself: a symlink there is replaced, never followed.
+
+    For files hardenkit owns by name (holder records, backups, corrupt copies), where a link could only
+    have been planted. ``like`` gives the new file that file's permission bits and owner (a copy of a
+    state file keeps its mode); without it, an existing regular file's are kept, as atomic_write does.
+    """
+    with _atomic_file(path, binary=True, encoding="utf-8", fsync=fsync, follow=False, like=like) as fileobj:
+        fileobj.write(data)
 
 
 @overload
@@ -217,11 +235,23 @@ def atomic_write(
     ``os.replace``, then an ``fsync`` of the directory so the rename itself survives a power cut.
     ``fsync=False`` skips both fsyncs: still atomic against crashes of the process, not of the machine.
     The temp file is removed on any error, and temp files left by killed writers on this host are removed
-    by the next successful write. A symlink at ``path`` is followed: the file it points to is replaced.
+    by the next successful write.
+
+    A symlink at ``path`` is followed (the file it points to is replaced, the link stays), except where
+    another user could have planted it: a link in a shared sticky directory (``/tmp``, mode 1777) that
+    does not belong to the caller raises :class:`PermissionError` and nothing is written (the rule of
+    Linux's ``fs.protected_symlinks``, applied to every link of a chain).
     """
-    target = _resolve(path)
     if data is None:
-        return _atomic_file(target, binary=binary, encoding=encoding, fsync=fsync)
+        # Refuse a planted link at the call, not only when the block is entered (where the links are
+        # judged again, and the directory held open, for the write itself).
+        try:
+            open_target(path).close()
+        except PermissionError:
+            raise
+        except OSError:  # a missing directory and the like: reported when the block is entered, as before
+            pass
+        return _atomic_file(path, binary=binary, encoding=encoding, fsync=fsync)
     payload: bytes | bytearray | memoryview
     if isinstance(data, str):
         payload = data.encode(encoding)
@@ -229,6 +259,6 @@ def atomic_write(
         payload = data
     else:
         raise TypeError(f"atomic_write() data must be str or bytes, not {type(data).__name__}")
-    with _atomic_file(target, binary=True, encoding=encoding, fsync=fsync) as fileobj:
+    with _atomic_file(path, binary=True, encoding=encoding, fsync=fsync) as fileobj:
         fileobj.write(payload)
     return None

@@ -13,15 +13,16 @@ import os
 import random
 import shlex
 import socket
+import stat
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import filelock
 
@@ -31,7 +32,14 @@ except ImportError:  # pragma: no cover - older filelock: _owner_gone falls back
     _filelock_identity = None  # type: ignore[assignment]
 
 from ..errors import ConfigurationError, LockError, LockTimeout
-from .atomic import atomic_write, pid_alive
+from .atomic import pid_alive, replace_file
+from .children import die_with_parent
+from .existing import SUPPORTED as _EXISTING_SUPPORTED
+from .existing import ExistingFileLock
+
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Sequence
 
 __all__ = ["FileLock", "Holder"]
 
@@ -40,6 +48,12 @@ logger = logging.getLogger("hardenkit.lock")
 # Every holder record is padded to this size with spaces (valid trailing JSON whitespace), so a new record
 # overwrites an old one completely with a single pwrite and no truncate on the acquire path.
 _RECORD_SIZE: Final = 512
+_RECORD_PREFIX: Final = b'{"pid": '
+# O_NOFOLLOW: records are regular files hardenkit wrote, so a link in their place was planted; O_NONBLOCK: a
+# FIFO planted there must not hang a reader.
+_READ_FLAGS: Final = (
+    os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+)
 _FIRST_DELAY: Final = 0.001
 
 # Sync acquisitions made in the current context: id(lock) -> the owner token of that acquisition. A thread id
@@ -101,19 +115,28 @@ def _record_head() -> str:
         command = shlex.join(argv)
         host = json.dumps(_host())
         while True:
-            head = f'{{"pid": {pid}, "host": {host}, "command": {json.dumps(command)}, "since": '
-            if len(head) <= _RECORD_SIZE - 40 or not command:
+            head = f'{{"pid": {pid}, "host": {host}, "command": {json.dumps(command)}, '
+            # Room left for "since" and an heir's pid: every record must fit in _RECORD_SIZE.
+            if len(head) <= _RECORD_SIZE - 80 or not command:
                 break
             command = command[: len(command) * 3 // 4 - 1] + "…"
         _IDENTITY = (pid, head)
     return _IDENTITY[1]
 
 
-def _record() -> bytes:
-    return (_record_head() + f"{time.time():.3f}}}").encode().ljust(_RECORD_SIZE)
+def _record(since: float | None = None, heir: int | None = None) -> bytes:
+    # "heir": a command started under the lock that inherited it (FileLock.spawn), named once we are gone.
+    extra = f'"heir": {heir}, ' if heir is not None else ""
+    when = time.time() if since is None else since
+    return (_record_head() + extra + f'"since": {when:.3f}}}').encode().ljust(_RECORD_SIZE)
 
 
-def _parse_record(raw: bytes) -> Holder | None:
+class _Entry(NamedTuple):
+    holder: Holder
+    heir: int | None
+
+
+def _parse_entry(raw: bytes) -> _Entry | None:
     try:
         data = json.loads(raw)
     except ValueError:  # empty (released), torn by a concurrent write, or not ours
@@ -125,16 +148,55 @@ def _parse_record(raw: bytes) -> Holder | None:
         return None
     if isinstance(since, bool) or not isinstance(since, (int, float)):
         return None
-    return Holder(pid=pid, host=host, since=float(since), command=command)
+    heir = data.get("heir")
+    holder = Holder(pid=pid, host=host, since=float(since), command=command)
+    return _Entry(holder, heir if type(heir) is int else None)
 
 
-def _read_record(path: str) -> Holder | None:
+def _parse_record(raw: bytes) -> Holder | None:
+    entry = _parse_entry(raw)
+    return None if entry is None else entry.holder
+
+
+def _read_raw(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as fileobj:
-            raw = fileobj.read(_RECORD_SIZE * 4)
+        fd = os.open(path, _READ_FLAGS)
     except OSError:
         return None
-    return _parse_record(raw)
+    try:
+        return os.read(fd, _RECORD_SIZE * 4)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_entry(path: str) -> _Entry | None:
+    raw = _read_raw(path)
+    return None if raw is None else _parse_entry(raw)
+
+
+def _is_lock_file(fd: int, st: os.stat_result) -> bool:
+    """Whether a hardenkit lock made this file: empty (lock files are, between uses) or one holder record.
+
+    Anything else (a script, a config file: the flock(1) idiom locks those) is never written into.
+    """
+    if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return True
+    # The prefix, not a full parse: a reader racing the holder's pwrite may see a torn record, but every
+    # record starts with the same bytes.
+    return st.st_size == _RECORD_SIZE and os.pread(fd, len(_RECORD_PREFIX), 0) == _RECORD_PREFIX
+
+
+def _is_existing_foreign_file(path: str) -> bool:
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:  # missing (the lock creates it), a link (refused below), unreadable: filelock decides
+        return False
+    try:
+        return not _is_lock_file(fd, os.fstat(fd))
+    finally:
+        os.close(fd)
 
 
 class _Marker(NamedTuple):
@@ -205,8 +267,11 @@ class FileLock:
 
     ``with lock:`` in sync code, ``async with lock:`` in async code (asyncio or trio: the wait polls with
     non-blocking attempts and ``anyio.sleep``, so the event loop keeps running and the wait is
-    cancellable). On acquire the holder's pid, host, start time and command are recorded beside the
-    lock; :meth:`holder` reads them and :class:`LockTimeout` names them.
+    cancellable). On acquire the holder's pid, host, start time and command are recorded; :meth:`holder`
+    reads them and :class:`LockTimeout` names them. The record goes into a lock file the lock made (one
+    that is missing, empty, or holds a record); a file with other content (the flock(1) idiom of locking
+    a script) is never written into: it is locked through a read-only descriptor and the record lives
+    beside it in ``<path>.holder``.
 
     The lock excludes other processes *and* other threads or tasks of this process using the same
     object; it may be released by another thread than the one that acquired it (anyio worker threads).
@@ -251,13 +316,16 @@ class FileLock:
         # by another thread than the one that acquired it, as anyio worker threads do.
         self._gate = threading.Lock()
         self._owner: object = None
-        self._fd: int | None = None
+        self._fd: int | None = None  # the locked descriptor (native locks), while held
+        self._record_fd: int | None = None  # set when the record lives in the lock file itself
+        self._beside = False  # True when this holder wrote the record beside the lock (<path>.holder)
+        self._since = 0.0
+        self._holder_path = self._path + ".holder"  # the record beside the lock (soft, or not our file)
+        self._existing = ExistingFileLock(self._path) if _EXISTING_SUPPORTED and not soft else None
         self._lock: filelock.BaseFileLock
         if self._soft:
-            self._holder_path = self._path + ".holder"
             self._lock = filelock.SoftFileLock(self._path, thread_local=False)
         else:
-            self._holder_path = self._path
             # thread_local=False: acquire and release may run on different threads. preserve_lock_file and
             # no soft fallback: a native lock file must never be unlinked while in use.
             self._lock = filelock.FileLock(
@@ -287,7 +355,7 @@ class FileLock:
     @property
     def is_locked(self) -> bool:
         """Whether this object currently holds the lock."""
-        return self._lock.is_locked
+        return self._lock.is_locked or (self._existing is not None and self._existing.is_locked)
 
     def __repr__(self) -> str:
         state = "locked" if self.is_locked else "unlocked"
@@ -297,25 +365,49 @@ class FileLock:
     # -- holder record ----------------------------------------------------------------------------------
 
     def _write_record(self, fd: int) -> None:
-        # filelock lends us the lock file's descriptor once per physical acquisition; the record lives in the
-        # lock file itself, so recording costs one pwrite and the file is never replaced or unlinked.
-        os.pwrite(fd, _record(), 0)
+        # filelock lends us the lock file's descriptor once per physical acquisition. In a lock file the lock
+        # made, the record lives in the file itself (one pwrite; the file is never replaced or unlinked).
+        # A file it did not make (someone wrote into it since our check) is never written: record beside it.
+        self._since = time.time()
+        if _is_lock_file(fd, os.fstat(fd)):
+            os.pwrite(fd, _record(self._since), 0)
+            self._record_fd = fd
+        else:
+            self._record_beside()
         self._fd = fd
+
+    def _record_beside(self) -> None:
+        self._since = time.time()
+        replace_file(self._holder_path, _record(self._since), fsync=False)
+        self._beside = True
+
+    def _read_holder_entry(self) -> _Entry | None:
+        if self._soft:
+            if not os.path.exists(self._path):
+                return None
+            return _read_entry(self._holder_path)
+        raw = _read_raw(self._path)
+        entry = None if raw is None else _parse_entry(raw)
+        if entry is not None or not raw:  # a record, or an empty (free) lock file
+            return entry
+        return _read_entry(self._holder_path)  # a file the lock did not make: its record is beside it
 
     def holder(self) -> Holder | None:
         """Who holds the lock now, or ``None`` when it is free or the record is unreadable.
 
         A record left by a process of this host that no longer exists is ignored: the lock it names is
-        free (the OS released it when the process died; a soft marker is broken by the next acquirer).
+        free (the OS released it when the process died; a soft marker is broken by the next acquirer),
+        unless a command it started with :meth:`spawn` still runs and holds the lock: that one is named.
         """
-        record = _read_record(self._holder_path)
-        if record is None:
+        entry = self._read_holder_entry()
+        if entry is None:
             return None
-        if self._soft and not os.path.exists(self._path):
-            return None
-        if record.host == _host() and record.pid != os.getpid() and not pid_alive(record.pid):
-            return None
-        return record
+        record, heir = entry
+        if record.host != _host() or record.pid == os.getpid() or pid_alive(record.pid):
+            return record
+        if heir is not None and pid_alive(heir):
+            return replace(record, pid=heir)
+        return None
 
     # -- acquiring --------------------------------------------------------------------------------------
 
@@ -324,11 +416,30 @@ class FileLock:
         try:
             if self._soft:
                 return self._attempt_soft()
+            if self._existing is not None and _is_existing_foreign_file(self._path):
+                return self._attempt_existing(self._existing)
             self._lock.acquire(blocking=False)
         except filelock.Timeout:
             return False
         except OSError as exc:
             raise self._os_error(exc) from exc
+        return True
+
+    def _attempt_existing(self, existing: ExistingFileLock) -> bool:
+        if not existing.try_acquire():
+            return False
+        try:
+            self._record_beside()
+        except OSError as exc:
+            # A directory we may not write in (a system script's): locked all the same, as flock(1) would,
+            # with no record, so holder() says "unknown". Any other failure is a real one.
+            if not (isinstance(exc, PermissionError) or exc.errno == errno.EROFS):
+                existing.release()
+                raise
+        except BaseException:  # pragma: no cover - an interrupt while writing the record
+            existing.release()
+            raise
+        self._fd = existing.fd
         return True
 
     def _attempt_soft(self) -> bool:
@@ -349,7 +460,7 @@ class FileLock:
         try:
             if dead is not None:
                 self._log_stale(dead)  # the marker this attempt replaced
-            atomic_write(self._holder_path, _record(), fsync=False)
+            self._record_beside()
         except BaseException:
             self._lock.release()
             raise
@@ -357,7 +468,7 @@ class FileLock:
 
     def _log_stale(self, marker: _Marker) -> None:
         # The dead holder's record is still beside the path: only an acquisition replaces it, after this.
-        old = _read_record(self._holder_path)
+        old = _parse_record(_read_raw(self._holder_path) or b"")
         details = (
             old.describe()
             if old is not None and old.pid == marker.pid
@@ -468,28 +579,64 @@ class FileLock:
 
     def release(self) -> None:
         """Release the lock; raises LockError when this object does not hold it."""
-        if not self._lock.is_locked:
+        if not self.is_locked:
             raise LockError(f"FileLock {self._path} is not held by this object, so it cannot be released")
         try:
-            if self._soft:
+            if self._record_fd is not None:
+                # An empty record says "free" to readers, before the OS lock goes.
+                try:
+                    os.ftruncate(self._record_fd, 0)
+                except OSError:  # pragma: no cover - the lock still goes; holder() then checks the pid
+                    pass
+            elif self._beside:
                 try:
                     os.unlink(self._holder_path)
                 except FileNotFoundError:
                     pass
-            elif self._fd is not None:
-                # An empty record says "free" to readers, before the OS lock goes.
-                try:
-                    os.ftruncate(self._fd, 0)
-                except OSError:  # pragma: no cover - the lock still goes; holder() then checks the pid
-                    pass
-            self._lock.release()
+            if self._existing is not None and self._existing.is_locked:
+                self._existing.release()
+            else:
+                self._lock.release()
         finally:
             self._fd = None
+            self._record_fd = None
+            self._beside = False
             self._owner = None
             self._gate.release()
             held = _HELD.get()
             if id(self) in held:  # released in the context that acquired it (the usual case): drop the mark
                 _HELD.set({key: value for key, value in held.items() if key != id(self)})
+
+    def spawn(self, args: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:
+        """Start ``args`` (as :class:`subprocess.Popen` would) so that it holds this lock until it ends.
+
+        The lock must be held by this object. With an OS lock the child inherits the locked descriptor,
+        as with flock(1): if this process dies, even by SIGKILL, the lock stays held until the command
+        ends (and any process it passed the descriptor on to). :meth:`release` still ends the lock for
+        everyone. With ``soft=True`` there is nothing to inherit, since the marker names this process and
+        is broken once it is gone, so on Linux the command is killed (SIGKILL) when the thread that
+        called ``spawn`` dies; call it from the main thread. The holder record names the command as this
+        process's heir, so :meth:`holder` and :class:`LockTimeout` name it once this process is gone.
+        """
+        import subprocess
+
+        if not self.is_locked:
+            raise LockError(f"FileLock {self._path} is not held by this object: acquire it before spawn()")
+        kwargs = dict(popen_kwargs)
+        if self._fd is None:
+            kwargs["preexec_fn"] = die_with_parent(kwargs.get("preexec_fn"))
+        elif os.name == "posix":  # pragma: no branch - Windows children inherit no descriptor by number
+            kwargs["pass_fds"] = (*kwargs.get("pass_fds", ()), self._fd)
+        child: subprocess.Popen[Any] = subprocess.Popen(args, **kwargs)
+        record = _record(self._since, heir=child.pid)
+        try:
+            if self._record_fd is not None:
+                os.pwrite(self._record_fd, record, 0)
+            else:
+                replace_file(self._holder_path, record, fsync=False)
+        except OSError:  # pragma: no cover - the record keeps naming this process; the lock is unaffected
+            logger.warning("could not name pid %d in the holder record of %s", child.pid, self._path)
+        return child
 
     def __enter__(self) -> FileLock:
         self.acquire()

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 from ..errors import ConfigurationError, StateCorrupted, StateError
-from .atomic import atomic_write, temp_path_for
+from .atomic import atomic_write, replace_file, temp_path_for
 from .file import FileLock, _check_timeout
+from .links import read_bytes
 
 __all__ = ["JsonState"]
 
@@ -34,6 +36,10 @@ class JsonState:
     ``<path>.corrupt-<time>``; when no backup parses, :class:`StateCorrupted` is raised and nothing is
     moved. A value JSON cannot encode fails the update with :class:`StateError` and leaves the file as it
     was. ``fsync=False`` trades durability across power loss for speed (still atomic across crashes).
+
+    A symlinked ``path`` works through the link (the file it names is replaced, the link stays); its
+    backups are copies of the data beside the link, never links. A link another user planted in a shared
+    sticky directory is refused (:class:`PermissionError`), for reading as for writing.
     """
 
     def __init__(
@@ -109,9 +115,9 @@ class JsonState:
         try:
             return json.loads(raw), raw
         except ValueError as exc:
-            return self._recover(exc), None
+            return self._recover(exc, raw), None
 
-    def _recover(self, error: ValueError) -> Any:
+    def _recover(self, error: ValueError, damaged: bytes) -> Any:
         for n in range(1, self._backups + 1):
             backup = self.backup_path(n)
             raw = _read_bytes(backup)
@@ -122,7 +128,7 @@ class JsonState:
             except ValueError:
                 continue
             aside = f"{self._path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-            os.replace(self._path, aside)
+            self._keep_aside(aside, damaged)
             atomic_write(self._path, raw, fsync=self._fsync)
             logger.warning(
                 "state file %s was unreadable (%s); restored it from backup %s and kept the bad file as %s",
@@ -174,20 +180,42 @@ class JsonState:
         for n in range(self._backups - 1, 0, -1):
             with suppress(FileNotFoundError):
                 os.replace(self.backup_path(n), self.backup_path(n + 1))
-        # Backup 1 is a hard link to the current main file: no copy, and the bytes are already durable. The
-        # main file is about to be replaced by a new inode, so the link keeps the old version.
+        # Backup 1 is a hard link to the current main file when the path is that file: no copy, and the
+        # bytes are already durable; the main file is about to be replaced by a new inode, so the link keeps
+        # the old version. When the path is a symlink, a link of it would name the live file, so the backup
+        # is a copy of the data (``old``, read under the lock), with the data file's mode.
         link = temp_path_for(self._path)
         try:
-            os.link(self._path, link)
+            os.link(self._path, link, follow_symlinks=False)
         except OSError:  # pragma: no cover - filesystems without hard links get a copy
-            atomic_write(self.backup_path(1), old, fsync=self._fsync)
+            self._copy_backup(old)
             return
         try:
+            if stat.S_ISLNK(os.lstat(link).st_mode):
+                os.unlink(link)
+                self._copy_backup(old)
+                return
             os.replace(link, self.backup_path(1))
         except BaseException:  # pragma: no cover - the rename failing right after the link succeeded
             with suppress(OSError):
                 os.unlink(link)
             raise
+
+    def _data_stat(self) -> os.stat_result | None:
+        # The data's own permission bits (a state file may hold secrets: 0600 must stay 0600 in a copy).
+        try:
+            return os.stat(self._path)
+        except OSError:
+            return None
+
+    def _copy_backup(self, old: bytes) -> None:
+        replace_file(self.backup_path(1), old, fsync=self._fsync, like=self._data_stat())
+
+    def _keep_aside(self, aside: str, damaged: bytes) -> None:
+        if not os.path.islink(self._path):
+            os.replace(self._path, aside)  # the damaged file itself, mode and all
+        else:  # moving the link would move no data: keep a copy of the damaged bytes instead
+            replace_file(aside, damaged, fsync=self._fsync, like=self._data_stat())
 
 
 class _UnencodableState(StateError, TypeError):
@@ -195,10 +223,9 @@ class _UnencodableState(StateError, TypeError):
 
 
 def _read_bytes(path: str) -> bytes | None:
+    # Through read_bytes, so a link another user planted in a shared sticky directory is not followed for
+    # reading either: its target's bytes must not become this state (or one of its backups).
     try:
-        with open(path, "rb") as fileobj:
-            return fileobj.read()
-    except FileNotFoundError:
-        return None
+        return read_bytes(path)
     except IsADirectoryError as exc:
         raise StateError(f"state path {path} is a directory; write a file path") from exc
