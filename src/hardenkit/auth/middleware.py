@@ -141,6 +141,8 @@ class APIKeyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
+            if kind == "lifespan" and self.kit is None:
+                receive = self._closing_receive(receive)
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
@@ -196,6 +198,19 @@ class APIKeyMiddleware:
             await self._run(scope, receive, send)
         finally:
             _PRINCIPAL.reset(token)
+
+    def _closing_receive(self, receive: Receive) -> Receive:
+        # Standalone (no kit root to run hooks): close the store's connections when the server stops.
+        async def wrapped() -> Any:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                try:
+                    await self.store.aclose()
+                except Exception:
+                    logger.warning("closing the API key store failed", exc_info=True)
+            return message
+
+        return wrapped
 
     def _address(self, scope: Scope) -> str:
         try:
