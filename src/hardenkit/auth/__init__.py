@@ -10,6 +10,7 @@ and :mod:`hardenkit.lock`; starlette at request time; redis.asyncio when a Redis
 
 from __future__ import annotations
 
+from .admin import admin_app
 from .context import AuthError, RoleRequirement, cost_by_role, key_by_principal, principal, require_roles
 from .keyformat import KEY_PATTERN, KEY_PREFIX, checksum, generate_key, parse_key
 from .manage import KeyManager, authenticate
@@ -33,6 +34,7 @@ __all__ = [
     "Principal",
     "RedisKeyStore",
     "RoleRequirement",
+    "admin_app",
     "authenticate",
     "checksum",
     "cost_by_role",

@@ -19,6 +19,7 @@ from .attempts import client_address
 from .records import Principal, check_roles
 
 if TYPE_CHECKING:
+    from starlette.responses import Response
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
@@ -47,6 +48,14 @@ class AuthError(HardenkitError, PermissionError):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+    def response(self, challenge: str = 'Bearer realm="api"') -> Response:
+        """The problem+json answer (with ``WWW-Authenticate`` for a 401)."""
+        from .._core.problem import problem_response
+
+        headers = {"WWW-Authenticate": challenge} if self.status == 401 else {}
+        title = "Unauthorized" if self.status == 401 else "Forbidden"
+        return problem_response(self.status, title, detail=self.detail, headers=headers)
 
 
 def principal() -> Principal | None:
@@ -142,13 +151,19 @@ class RoleRequirement:
         )
 
     def wrap(self, endpoint: Callable[..., Any]) -> Callable[..., Any]:
-        """Protect a Starlette endpoint (``async def (request)``/``def (request)``) or any ASGI app."""
-        if inspect.isfunction(endpoint) or inspect.ismethod(endpoint):
+        """Protect a Starlette endpoint (``async def (request)``/``def (request)``) or any ASGI app
+        (a function of ``(scope, receive, send)`` counts as an ASGI app)."""
+        if (inspect.isfunction(endpoint) or inspect.ismethod(endpoint)) and not _is_asgi_function(endpoint):
             if inspect.iscoroutinefunction(endpoint):
 
                 @functools.wraps(endpoint)
                 async def async_endpoint(*args: Any, **kwargs: Any) -> Any:
-                    self.check()
+                    # Answered here rather than raised: a mounted Starlette app's own error
+                    # middleware would turn the exception into a 500 before APIKeyMiddleware saw it.
+                    try:
+                        self.check()
+                    except AuthError as exc:
+                        return exc.response()
                     return await endpoint(*args, **kwargs)
 
                 async_endpoint.hardenkit_roles = self.roles  # type: ignore[attr-defined]
@@ -158,12 +173,24 @@ class RoleRequirement:
             async def sync_endpoint(*args: Any, **kwargs: Any) -> Any:
                 import anyio.to_thread
 
-                self.check()
+                try:
+                    self.check()
+                except AuthError as exc:
+                    return exc.response()
                 return await anyio.to_thread.run_sync(functools.partial(endpoint, *args, **kwargs))
 
             sync_endpoint.hardenkit_roles = self.roles  # type: ignore[attr-defined]
             return sync_endpoint
         return _ProtectedApp(endpoint, self)
+
+
+def _is_asgi_function(func: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - every Python function has a signature
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 3
 
 
 class _ProtectedApp:
@@ -173,7 +200,13 @@ class _ProtectedApp:
         self._requirement = requirement
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
+        if scope["type"] == "http":
+            try:
+                self._requirement.check()
+            except AuthError as exc:
+                await exc.response()(scope, receive, send)
+                return
+        elif scope["type"] == "websocket":
             self._requirement.check()
         await self.app(scope, receive, send)
 
