@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     from ._core.context import request_id
     from ._core.kit import Kit, Wiring, harden
-    from .auth import APIKeyMiddleware, principal, require_roles
     from .aio import AsyncWrapper, configure_limiter, gather_limited, limiter_stats, run_sync, to_async
+    from .auth import APIKeyMiddleware, principal, require_roles
     from .errors import (
         CallTimeout,
         ConfigurationError,

@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from auth_helpers import make_keys, protected
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from auth_helpers import make_keys, protected
 from hardenkit.auth import APIKeyMiddleware, admin_app
 from hardenkit.auth.matrix import MatrixRow, permission_matrix, render_markdown
 from hardenkit.cli import main
@@ -37,7 +37,9 @@ def test_admin_app_needs_the_admin_role() -> None:
 def test_admin_app_creates_rotates_and_revokes() -> None:
     client, keys = admin_client()
     admin = {"X-API-Key": keys["admin"]}
-    created = client.post("/admin/keys/", headers=admin, json={"name": "bot", "roles": ["readonly"], "expires": "1d"})
+    created = client.post(
+        "/admin/keys/", headers=admin, json={"name": "bot", "roles": ["readonly"], "expires": "1d"}
+    )
     assert created.status_code == 201
     assert created.headers["cache-control"] == "no-store"
     key = created.json()["key"]

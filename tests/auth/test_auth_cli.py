@@ -15,7 +15,9 @@ from hardenkit.cli import main
 CLI = [sys.executable, "-m", "hardenkit"]
 
 
-def run(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args],
         cwd=cwd,
@@ -101,7 +103,17 @@ def test_store_comes_from_the_environment(tmp_path: Path) -> None:
 def test_concurrent_creates_from_eight_processes_lose_none(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
-            [*CLI, "keys", "--store", str(tmp_path / "keys.json"), "create", "--name", f"svc{i}", "--role", "readonly"],
+            [
+                *CLI,
+                "keys",
+                "--store",
+                str(tmp_path / "keys.json"),
+                "create",
+                "--name",
+                f"svc{i}",
+                "--role",
+                "readonly",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -113,7 +125,12 @@ def test_concurrent_creates_from_eight_processes_lose_none(tmp_path: Path) -> No
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         keys.append(out.strip())
-    records = json.loads(run("keys", "--store", str(tmp_path / "keys.json"), "list", "--json", cwd=tmp_path).stdout)
+    records = json.loads(
+        run("keys", "--store", str(tmp_path / "keys.json"), "list", "--json", cwd=tmp_path).stdout
+    )
     assert sorted(r["name"] for r in records) == [f"svc{i}" for i in range(8)]
     for key in keys:
-        assert run("keys", "--store", str(tmp_path / "keys.json"), "verify", cwd=tmp_path, stdin=key).returncode == 0
+        assert (
+            run("keys", "--store", str(tmp_path / "keys.json"), "verify", cwd=tmp_path, stdin=key).returncode
+            == 0
+        )

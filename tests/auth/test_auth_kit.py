@@ -6,12 +6,12 @@ import logging
 import re
 
 import pytest
+from auth_helpers import make_keys, whoami
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import hardenkit as hk
-from auth_helpers import make_keys, whoami
 from hardenkit.auth import KEY_PATTERN, APIKeyMiddleware, cost_by_role, generate_key, key_by_principal
 
 
@@ -24,7 +24,8 @@ def app_with(store: object, **ratelimit: object) -> Starlette:
         .register(hk.HeaderContractMiddleware)
         .register(hk.HealthProbeMiddleware)
     )
-    return kit.install(app)
+    installed: Starlette = kit.install(app)
+    return installed
 
 
 def test_auth_sits_just_outside_the_rate_limiter() -> None:
@@ -49,7 +50,9 @@ def test_a_key_is_limited_across_addresses() -> None:
     store, keys = make_keys()
     app = app_with(store)
     statuses = [
-        TestClient(app, client=(f"198.51.100.{i}", 5000)).get("/items", headers={"X-API-Key": keys["admin"]}).status_code
+        TestClient(app, client=(f"198.51.100.{i}", 5000))
+        .get("/items", headers={"X-API-Key": keys["admin"]})
+        .status_code
         for i in range(4)
     ]
     assert statuses == [200, 200, 200, 429]
@@ -128,7 +131,8 @@ def test_redactor_masks_a_key_through_a_custom_pattern() -> None:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="the logs rule 'hardenkit_api_key' (KEY_PATTERN + checksum) is not in logs/rules.py yet"
+    strict=True,
+    reason="the logs rule 'hardenkit_api_key' (KEY_PATTERN + checksum) is not in logs/rules.py yet",
 )
 def test_default_redactor_masks_a_hardenkit_key_in_free_text() -> None:
     key = generate_key()

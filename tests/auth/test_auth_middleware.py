@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import anyio
 import pytest
+from auth_helpers import make_keys, plain_app, protected
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -14,7 +15,6 @@ from hardenkit.auth import APIKeyMiddleware, KeyHasher, KeyManager, KeyRecord, M
 from hardenkit.auth.keyformat import checksum
 from hardenkit.auth.records import utcnow
 from hardenkit.errors import ConfigurationError
-from auth_helpers import make_keys, plain_app, protected
 from support import asgi_request
 
 

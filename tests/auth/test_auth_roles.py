@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio
 import pytest
+from auth_helpers import make_keys
 from fastapi import Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,7 +16,6 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 import hardenkit as hk
-from auth_helpers import make_keys
 from hardenkit.auth import APIKeyMiddleware, Principal, RoleRequirement
 from hardenkit.errors import ConfigurationError
 
@@ -119,7 +119,10 @@ def test_starlette_routes_and_asgi_apps_are_protected_by_wrap() -> None:
     )
     app.add_middleware(APIKeyMiddleware, store=store)
     client = TestClient(app)
-    get = lambda path, role: client.get(path, headers={"X-API-Key": keys[role]}).status_code  # noqa: E731
+
+    def get(path: str, role: str) -> int:
+        return client.get(path, headers={"X-API-Key": keys[role]}).status_code
+
     assert (get("/report", "readonly"), get("/report", "operator")) == (403, 200)
     assert (get("/sync", "operator"), get("/sync", "admin")) == (403, 200)
     assert (get("/raw/x", "operator"), get("/raw/x", "admin")) == (403, 200)

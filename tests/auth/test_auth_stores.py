@@ -9,9 +9,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from auth_helpers import protected
 from starlette.testclient import TestClient
 
-from auth_helpers import protected
 from hardenkit.auth import EnvKeyStore, FileKeyStore, KeyManager, RedisKeyStore, generate_key, open_store
 from hardenkit.auth.stores import MemoryKeyStore
 from hardenkit.errors import ConfigurationError, StorageUnavailable
@@ -33,7 +33,9 @@ def test_key_file_never_contains_a_secret(tmp_path: Path) -> None:
             assert key[18:40] not in text  # not even a fragment of the secret
     data = json.loads(path.read_text())
     assert data["format"] == "hardenkit-keys/1"
-    assert all(set(record) >= {"id", "hash", "roles", "created", "expires"} for record in data["keys"].values())
+    assert all(
+        set(record) >= {"id", "hash", "roles", "created", "expires"} for record in data["keys"].values()
+    )
 
 
 def test_hot_reload_picks_up_a_revoke_without_restart(tmp_path: Path) -> None:
@@ -59,7 +61,9 @@ def test_reload_interval_bounds_how_often_the_file_is_looked_at(tmp_path: Path) 
     assert client.get("/items", headers={"X-API-Key": key}).status_code == 200
 
 
-def test_damaged_file_keeps_the_last_good_keys_and_logs_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_file_keeps_the_last_good_keys_and_logs_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "keys.json"
     writer = KeyManager(FileKeyStore(path, reload_interval=0))
     key, _ = anyio.run(lambda: writer.create("ci", ["readonly"]))
@@ -104,7 +108,9 @@ def test_env_store_reads_hash_lines_and_is_read_only() -> None:
     manager = KeyManager(MemoryKeyStore())
     key, record = anyio.run(lambda: manager.create("svc", ["operator", "readonly"], expires="30d"))
     assert record.expires is not None
-    line = f"id={record.key_id};hash={record.hash};roles=operator,readonly;expires={record.expires.isoformat()}"
+    line = (
+        f"id={record.key_id};hash={record.hash};roles=operator,readonly;expires={record.expires.isoformat()}"
+    )
     store = EnvKeyStore({"HARDENKIT_APIKEY_SVC": line, "UNRELATED": "x"})
     client = TestClient(protected(store))
     body = client.get("/captures", headers={"X-API-Key": key}).json()

@@ -21,6 +21,8 @@ async def whoami(request: Request) -> JSONResponse:
     return JSONResponse({"name": found.name if found else None, "pid": os.getpid()})
 
 
-store = RedisKeyStore(os.environ["AUTH_APP_STORE"], cache_ttl=float(os.environ.get("AUTH_APP_CACHE_TTL", "1")))
+store = RedisKeyStore(
+    os.environ["AUTH_APP_STORE"], cache_ttl=float(os.environ.get("AUTH_APP_CACHE_TTL", "1"))
+)
 app = Starlette(routes=[Route("/whoami", whoami), Mount("/admin/keys", admin_app(store))])
 hk.Kit().register(hk.APIKeyMiddleware, store=store, rules=[("/admin/*", "admin")]).install(app)

@@ -36,7 +36,9 @@ def test_revoke_on_one_process_is_refused_on_the_other(redis_server: RedisServer
             response = http.get(f"{base}/whoami", headers={"X-API-Key": client_key})
             assert response.status_code == 200
             assert response.json()["name"] == "ci"
-        pids = {http.get(f"{base}/whoami", headers={"X-API-Key": client_key}).json()["pid"] for base in (one, two)}
+        pids = {
+            http.get(f"{base}/whoami", headers={"X-API-Key": client_key}).json()["pid"] for base in (one, two)
+        }
         assert len(pids) == 2
 
         # The readonly key may not use the admin app; the admin key may.
@@ -57,6 +59,10 @@ def test_revoke_on_one_process_is_refused_on_the_other(redis_server: RedisServer
         assert http.get(f"{two}/whoami", headers={"X-API-Key": admin_key}).status_code == 200
 
         # A key created through the admin app on one process works on the other.
-        created = http.post(f"{two}/admin/keys/", headers={"X-API-Key": admin_key}, json={"name": "new", "roles": ["readonly"]})
+        created = http.post(
+            f"{two}/admin/keys/",
+            headers={"X-API-Key": admin_key},
+            json={"name": "new", "roles": ["readonly"]},
+        )
         assert created.status_code == 201, created.text
         assert http.get(f"{one}/whoami", headers={"X-API-Key": created.json()["key"]}).json()["name"] == "new"

@@ -14,6 +14,7 @@ from .admin import admin_app
 from .context import AuthError, RoleRequirement, cost_by_role, key_by_principal, principal, require_roles
 from .keyformat import KEY_PATTERN, KEY_PREFIX, checksum, generate_key, parse_key
 from .manage import KeyManager, authenticate
+from .matrix import MatrixRow, permission_matrix, render_markdown
 from .middleware import APIKeyMiddleware
 from .records import KeyHasher, KeyRecord, Principal
 from .redis_store import RedisKeyStore
@@ -30,6 +31,7 @@ __all__ = [
     "KeyManager",
     "KeyRecord",
     "KeyStore",
+    "MatrixRow",
     "MemoryKeyStore",
     "Principal",
     "RedisKeyStore",
@@ -42,6 +44,8 @@ __all__ = [
     "key_by_principal",
     "open_store",
     "parse_key",
+    "permission_matrix",
     "principal",
+    "render_markdown",
     "require_roles",
 ]

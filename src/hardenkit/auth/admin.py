@@ -23,9 +23,9 @@ from .records import KeyHasher
 from .stores import KeyStore, open_store
 
 if TYPE_CHECKING:
-    from starlette.routing import Router
     from starlette.requests import Request
     from starlette.responses import Response
+    from starlette.routing import Router
 
 __all__ = ["admin_app"]
 
@@ -90,7 +90,9 @@ def admin_app(
             )
         except (ConfigurationError, TypeError) as exc:
             return _problem(_status_of(exc) if isinstance(exc, ConfigurationError) else 400, str(exc))
-        return JSONResponse({"key": key, **record.public_dict()}, status_code=201, headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {"key": key, **record.public_dict()}, status_code=201, headers={"Cache-Control": "no-store"}
+        )
 
     async def rotate(request: Request) -> Response:
         data = await _json_body(request)

@@ -40,7 +40,9 @@ class FailedAttempts:
 
     def __init__(self, max_failures: int = 10, window: float = 60.0, *, max_clients: int = 100_000) -> None:
         if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1:
-            raise ConfigurationError(f"max_failures: expected a whole number >= 1 (e.g. 10), got {max_failures!r}")
+            raise ConfigurationError(
+                f"max_failures: expected a whole number >= 1 (e.g. 10), got {max_failures!r}"
+            )
         if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window <= 86400:
             raise ConfigurationError(f"failure_window: expected seconds in (0, 86400], got {window!r}")
         if isinstance(max_clients, bool) or not isinstance(max_clients, int) or max_clients < 1:

@@ -36,7 +36,9 @@ __all__ = [
 PRINCIPAL_SCOPE_KEY = "hardenkit.principal"
 KEY_ID_SCOPE_KEY = "hardenkit.key_id"
 
-_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("hardenkit.principal", default=None)
+_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "hardenkit.principal", default=None
+)
 # True inside a request handled by APIKeyMiddleware (a public path included).
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("hardenkit.auth.active", default=False)
 
@@ -90,17 +92,19 @@ def cost_by_role(costs: Mapping[str, int], *, default: int = 1) -> Callable[[Map
     gets 25 requests a minute per key, a role costing 1 gets 100."""
     for role, cost in {**costs, "default": default}.items():
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
-            raise ConfigurationError(f"cost_by_role: cost of {role!r} must be a whole number >= 0, got {cost!r}")
+            raise ConfigurationError(
+                f"cost_by_role: cost of {role!r} must be a whole number >= 0, got {cost!r}"
+            )
     table = dict(costs)
 
-    def cost(scope: Mapping[str, Any]) -> int:
+    def role_cost(scope: Mapping[str, Any]) -> int:
         found = scope.get(PRINCIPAL_SCOPE_KEY)
         if not isinstance(found, Principal):
             return default
         matching = [table[role] for role in found.roles if role in table]
         return min(matching) if matching else default
 
-    return cost
+    return role_cost
 
 
 class RoleRequirement:

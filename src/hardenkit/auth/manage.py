@@ -87,7 +87,12 @@ class KeyManager:
                 raise ConfigurationError(f"a key named {name!r} already exists; rotate it or revoke it first")
             key = generate_key(_fresh_id(records))
             record = KeyRecord(
-                key_id=key[5:17], name=name, roles=checked, hash=self.hasher.hash(key), created=now, expires=expiry
+                key_id=key[5:17],
+                name=name,
+                roles=checked,
+                hash=self.hasher.hash(key),
+                created=now,
+                expires=expiry,
             )
             records[record.key_id] = record
             return key, record
@@ -110,7 +115,9 @@ class KeyManager:
         def change(records: dict[str, KeyRecord]) -> tuple[str, KeyRecord]:
             current = [r for r in records.values() if r.name == name and r.usable(now)]
             if not current:
-                raise ConfigurationError(f"no active key named {name!r}; create one with 'hardenkit keys create'")
+                raise ConfigurationError(
+                    f"no active key named {name!r}; create one with 'hardenkit keys create'"
+                )
             newest = max(current, key=lambda r: r.created)
             expiry = newest.expires
             if expires is not None:
@@ -143,7 +150,9 @@ class KeyManager:
 
         def change(records: dict[str, KeyRecord]) -> list[KeyRecord]:
             targets = [
-                r for r in records.values() if (r.name == name_or_id or r.key_id == name_or_id) and r.revoked is None
+                r
+                for r in records.values()
+                if (r.name == name_or_id or r.key_id == name_or_id) and r.revoked is None
             ]
             if not targets:
                 raise ConfigurationError(f"no unrevoked key named {name_or_id!r}")

@@ -95,7 +95,9 @@ def permission_matrix(app: Any, *, middleware_options: Mapping[str, Any] | None 
             rows.append(MatrixRow(method, path, "any key", tuple(sorted(known))))
             continue
         allowed = tuple(
-            sorted(role for role in known if all(expand_roles([role], implies) & set(check) for check in checks))
+            sorted(
+                role for role in known if all(expand_roles([role], implies) & set(check) for check in checks)
+            )
         )
         rows.append(MatrixRow(method, path, "roles", allowed))
     return rows
@@ -103,6 +105,5 @@ def permission_matrix(app: Any, *, middleware_options: Mapping[str, Any] | None 
 
 def render_markdown(rows: Iterable[MatrixRow]) -> str:
     lines = ["| method | path | access | roles |", "| --- | --- | --- | --- |"]
-    for row in rows:
-        lines.append(f"| {row.method} | `{row.path}` | {row.access} | {', '.join(row.roles) or '-'} |")
+    lines.extend(f"| {r.method} | `{r.path}` | {r.access} | {', '.join(r.roles) or '-'} |" for r in rows)
     return "\n".join(lines)

@@ -84,7 +84,9 @@ class APIKeyMiddleware:
         self.header_name = header
         self.bearer = bool(bearer)
         if isinstance(public_paths, str):
-            raise ConfigurationError("public_paths: expected a list of paths, e.g. ['/docs', '/openapi.json']")
+            raise ConfigurationError(
+                "public_paths: expected a list of paths, e.g. ['/docs', '/openapi.json']"
+            )
         self.rules = RoleRules(rules, public_paths=public_paths, deny_unmatched=deny_unmatched)
         table = DEFAULT_IMPLIES if implies is None else implies
         if not isinstance(table, Mapping):
@@ -224,7 +226,11 @@ class APIKeyMiddleware:
 
         async def send_wrapper(message: Any) -> None:
             nonlocal started
-            if message["type"] in ("http.response.start", "websocket.accept", "websocket.http.response.start"):
+            if message["type"] in (
+                "http.response.start",
+                "websocket.accept",
+                "websocket.http.response.start",
+            ):
                 started = True
             await send(message)
 
@@ -245,7 +251,9 @@ class APIKeyMiddleware:
         if status == 401:
             headers["WWW-Authenticate"] = self._challenge + (', error="invalid_token"' if error else "")
         title = "Unauthorized" if status == 401 else "Forbidden"
-        await self._answer(scope, receive, send, problem_response(status, title, detail=detail, headers=headers))
+        await self._answer(
+            scope, receive, send, problem_response(status, title, detail=detail, headers=headers)
+        )
 
     async def _too_many(self, scope: Scope, receive: Receive, send: Send, retry: int) -> None:
         from .._core.problem import problem_response

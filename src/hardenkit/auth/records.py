@@ -47,7 +47,9 @@ def parse_duration(text: str | float | timedelta, *, option: str) -> timedelta:
     else:
         match = _DURATION.match(str(text))
         if match is None:
-            raise ConfigurationError(f"{option}: expected a duration such as 90d, 24h, 15m or 30s, got {text!r}")
+            raise ConfigurationError(
+                f"{option}: expected a duration such as 90d, 24h, 15m or 30s, got {text!r}"
+            )
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if seconds < 0 or seconds > 100 * 365 * 86400:
         raise ConfigurationError(f"{option}: duration out of range: {text!r}")
@@ -56,7 +58,9 @@ def parse_duration(text: str | float | timedelta, *, option: str) -> timedelta:
 
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigurationError(f"key name must be 1-64 characters [A-Za-z0-9_.@-] (e.g. 'ci'), got {name!r}")
+        raise ConfigurationError(
+            f"key name must be 1-64 characters [A-Za-z0-9_.@-] (e.g. 'ci'), got {name!r}"
+        )
     return name
 
 
@@ -66,7 +70,9 @@ def check_roles(roles: Iterable[str] | str, *, option: str = "roles") -> tuple[s
     checked: list[str] = []
     for role in roles:
         if not isinstance(role, str) or not _ROLE.match(role):
-            raise ConfigurationError(f"{option}: role names are 1-64 characters [A-Za-z0-9_.:-], got {role!r}")
+            raise ConfigurationError(
+                f"{option}: role names are 1-64 characters [A-Za-z0-9_.:-], got {role!r}"
+            )
         if role not in checked:
             checked.append(role)
     return tuple(checked)

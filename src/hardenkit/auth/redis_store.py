@@ -37,7 +37,11 @@ class RedisKeyStore(KeyStore):
         cache_size: int = 10_000,
         timeout: float = 0.5,
     ) -> None:
-        if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, (int, float)) or not 0 <= cache_ttl <= 300:
+        if (
+            isinstance(cache_ttl, bool)
+            or not isinstance(cache_ttl, (int, float))
+            or not 0 <= cache_ttl <= 300
+        ):
             raise ConfigurationError(f"cache_ttl: expected seconds in [0, 300], got {cache_ttl!r}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
             raise ConfigurationError(f"cache_size: expected a whole number >= 1, got {cache_size!r}")
@@ -64,9 +68,14 @@ class RedisKeyStore(KeyStore):
             try:
                 import redis.asyncio as aioredis
             except ImportError:  # pragma: no cover - the test extra installs redis
-                raise ConfigurationError("the Redis key store needs redis-py: pip install 'hardenkit[redis]'") from None
+                raise ConfigurationError(
+                    "the Redis key store needs redis-py: pip install 'hardenkit[redis]'"
+                ) from None
             self._client = aioredis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, decode_responses=True
+                self.url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                decode_responses=True,
             )
             self._loop = loop
         return self._client
@@ -110,7 +119,11 @@ class RedisKeyStore(KeyStore):
         if not ids:
             return {}
         raws = await client.mget([self._key(key_id) for key_id in ids])
-        return {key_id: KeyRecord.from_dict(json.loads(raw)) for key_id, raw in zip(ids, raws) if raw is not None}
+        return {
+            key_id: KeyRecord.from_dict(json.loads(raw))
+            for key_id, raw in zip(ids, raws, strict=True)
+            if raw is not None
+        }
 
     async def all(self) -> list[KeyRecord]:
         try:

@@ -30,7 +30,9 @@ _PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(?::[a-z]+)?\}")
 def compile_pattern(pattern: object, *, option: str) -> tuple[frozenset[str] | None, re.Pattern[str]]:
     """(methods or None for all, the path regex) of ``"[METHODS] /path"``."""
     if not isinstance(pattern, str) or not pattern.strip():
-        raise ConfigurationError(f"{option}: expected a pattern such as 'POST /captures' or '/admin/*', got {pattern!r}")
+        raise ConfigurationError(
+            f"{option}: expected a pattern such as 'POST /captures' or '/admin/*', got {pattern!r}"
+        )
     text = pattern.strip()
     methods: frozenset[str] | None = None
     if not text.startswith("/"):
@@ -82,7 +84,9 @@ def _roles_of(value: object, *, option: str) -> tuple[str, ...] | None:
         return check_roles(sorted(value), option=option)
     if isinstance(value, (list, tuple)) and value:
         return check_roles(value, option=option)
-    raise ConfigurationError(f"{option}: expected a role, a tuple of roles, '*' or None (public), got {value!r}")
+    raise ConfigurationError(
+        f"{option}: expected a role, a tuple of roles, '*' or None (public), got {value!r}"
+    )
 
 
 class RoleRules:
@@ -107,7 +111,9 @@ class RoleRules:
                 )
             pattern, roles = pair
             methods, regex = compile_pattern(pattern, option=f"rules[{index}]")
-            compiled.append(RoleRule(str(pattern), methods, regex, _roles_of(roles, option=f"rules[{index}]")))
+            compiled.append(
+                RoleRule(str(pattern), methods, regex, _roles_of(roles, option=f"rules[{index}]"))
+            )
         self.rules = tuple(compiled)
         self.deny_unmatched = bool(deny_unmatched)
 

@@ -73,8 +73,14 @@ class MemoryKeyStore(KeyStore):
 def _decode_file(data: Any, path: str) -> tuple[dict[str, KeyRecord], str | None]:
     if data == {}:
         return {}, None
-    if not isinstance(data, dict) or data.get("format") != FILE_FORMAT or not isinstance(data.get("keys"), dict):
-        raise StateError(f"{path} is not a hardenkit key file (expected {{'format': {FILE_FORMAT!r}, 'keys': {{...}}}})")
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FILE_FORMAT
+        or not isinstance(data.get("keys"), dict)
+    ):
+        raise StateError(
+            f"{path} is not a hardenkit key file (expected {{'format': {FILE_FORMAT!r}, 'keys': {{...}}}})"
+        )
     records: dict[str, KeyRecord] = {}
     for key_id, raw in data["keys"].items():
         try:
@@ -99,10 +105,14 @@ class FileKeyStore(KeyStore):
     def __init__(self, path: str | os.PathLike[str], *, reload_interval: float = 1.0) -> None:
         from ..lock import JsonState
 
-        if isinstance(reload_interval, bool) or not isinstance(reload_interval, (int, float)) or not (
-            0 <= reload_interval <= 3600
+        if (
+            isinstance(reload_interval, bool)
+            or not isinstance(reload_interval, (int, float))
+            or not (0 <= reload_interval <= 3600)
         ):
-            raise ConfigurationError(f"reload_interval: expected seconds in [0, 3600], got {reload_interval!r}")
+            raise ConfigurationError(
+                f"reload_interval: expected seconds in [0, 3600], got {reload_interval!r}"
+            )
         self.path = os.path.abspath(os.fspath(path))
         self._state = JsonState(self.path, backups=3)
         self.reload_interval = float(reload_interval)
@@ -150,7 +160,9 @@ class FileKeyStore(KeyStore):
                     identity, records, fingerprint = await anyio.to_thread.run_sync(self._load)
                 except (StateError, OSError, ValueError) as exc:
                     if self._broken != str(exc):
-                        logger.error("API key file %s cannot be used (%s); keeping the last good keys", self.path, exc)
+                        logger.error(
+                            "API key file %s cannot be used (%s); keeping the last good keys", self.path, exc
+                        )
                         self._broken = str(exc)
                 else:
                     self._identity, self._records, self.pepper_fingerprint = identity, records, fingerprint
@@ -258,7 +270,9 @@ def open_store(spec: KeyStore | str | os.PathLike[str], **options: Any) -> KeySt
         return spec
     text = os.fspath(spec)
     if not isinstance(text, str) or not text:
-        raise ConfigurationError(f"store: expected a file path, 'env', 'memory' or a redis:// URL, got {spec!r}")
+        raise ConfigurationError(
+            f"store: expected a file path, 'env', 'memory' or a redis:// URL, got {spec!r}"
+        )
     if text == "env":
         return EnvKeyStore()
     if text == "memory":
@@ -268,5 +282,7 @@ def open_store(spec: KeyStore | str | os.PathLike[str], **options: Any) -> KeySt
 
         return RedisKeyStore(text, **options)
     if "://" in text and not text.startswith("file://"):
-        raise ConfigurationError(f"store: unknown scheme in {text!r}; use a file path, 'env' or redis://host:6379/0")
+        raise ConfigurationError(
+            f"store: unknown scheme in {text!r}; use a file path, 'env' or redis://host:6379/0"
+        )
     return FileKeyStore(text.removeprefix("file://"), **options)

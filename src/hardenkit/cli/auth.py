@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     except (ImportError, AttributeError) as exc:
         print(f"hardenkit auth matrix: cannot load {args.target}: {exc}", file=sys.stderr)
         return EX_USAGE
-    from ..auth.matrix import permission_matrix, render_markdown
+    from ..auth import permission_matrix, render_markdown
 
     rows = permission_matrix(app)
     if args.json:

@@ -123,11 +123,14 @@ async def _act(manager: Any, args: argparse.Namespace) -> int:
             print(json.dumps(records, indent=2))
             return 0
         columns = ("name", "id", "roles", "state", "created", "expires")
-        rows = [[str(r["name"]), r["id"], ",".join(r["roles"]), r["state"], r["created"], r["expires"] or "-"] for r in records]
+        rows = [
+            [str(r["name"]), r["id"], ",".join(r["roles"]), r["state"], r["created"], r["expires"] or "-"]
+            for r in records
+        ]
         widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
-        print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+        print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
         for row in rows:
-            print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
         return 0
     # verify: the key comes from stdin, never from argv (which other users can read in ps).
     text = sys.stdin.readline(4096).strip()
@@ -135,5 +138,7 @@ async def _act(manager: Any, args: argparse.Namespace) -> int:
     if record is None:
         print(f"invalid key ({why})", file=sys.stderr)
         return EX_INVALID
-    print(json.dumps({"id": record.key_id, "name": record.name, "roles": list(record.roles), "state": "active"}))
+    print(
+        json.dumps({"id": record.key_id, "name": record.name, "roles": list(record.roles), "state": "active"})
+    )
     return 0
