@@ -337,3 +337,67 @@ def test_hasher_compares_against_a_dummy_when_the_record_is_missing() -> None:
     assert not hasher.matches(key, None)
     assert not hasher.matches(key, hasher.hash(generate_key()))
     assert json.dumps(hasher.fingerprint)
+
+
+def test_websocket_needs_a_key() -> None:
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import WebSocketDenialResponse
+    from starlette.websockets import WebSocket
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        from hardenkit.auth import principal
+
+        found = principal()
+        await websocket.send_text(found.name if found else "nobody")
+        await websocket.close()
+
+    store, keys = make_keys()
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    app.add_middleware(APIKeyMiddleware, store=store)
+    client = TestClient(app)
+    with client.websocket_connect("/ws", headers={"X-API-Key": keys["readonly"]}) as ws:
+        assert ws.receive_text() == "readonly-client"
+    with pytest.raises(WebSocketDenialResponse) as denied:
+        with client.websocket_connect("/ws"):
+            pass  # pragma: no cover - refused before accept
+    assert denied.value.status_code == 401
+
+
+def test_rules_match_the_routed_path_under_a_root_path() -> None:
+    store, keys = make_keys()
+    client = TestClient(protected(store), root_path="/api")
+    assert client.post("/api/captures", headers={"X-API-Key": keys["readonly"]}).status_code == 403
+    assert client.post("/api/captures", headers={"X-API-Key": keys["operator"]}).status_code == 200
+    assert client.get("/api/docs").status_code == 200
+
+
+def test_a_broken_client_function_still_counts_failures_by_address() -> None:
+    def broken(scope: object) -> str:
+        raise RuntimeError("boom")
+
+    store, _ = make_keys()
+    client = TestClient(protected(store, client=broken, max_failures=1))
+    statuses = [client.get("/items", headers={"X-API-Key": generate_key()}).status_code for _ in range(2)]
+    assert statuses == [401, 429]
+
+
+def test_role_check_error_after_the_response_started_is_not_hidden() -> None:
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    import hardenkit as hk
+
+    async def stream(request: Request) -> StreamingResponse:
+        async def body() -> object:
+            yield b"partial"
+            await hk.require_roles("admin")()
+
+        return StreamingResponse(body())  # type: ignore[arg-type]
+
+    store, keys = make_keys()
+    app = Starlette(routes=[Route("/stream", stream)])
+    app.add_middleware(APIKeyMiddleware, store=store)
+    with pytest.raises(Exception, match="roles: admin"):
+        TestClient(app).get("/stream", headers={"X-API-Key": keys["readonly"]})
