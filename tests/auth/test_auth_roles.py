@@ -87,8 +87,12 @@ def test_openapi_shows_the_security_scheme_on_protected_routes_only() -> None:
     app, _ = fastapi_app()
     schema = TestClient(app).get("/openapi.json").json()
     schemes = schema["components"]["securitySchemes"]
-    assert schemes["APIKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-    assert schemes["Bearer"]["scheme"] == "bearer"
+    assert {k: v for k, v in schemes["APIKey"].items() if k != "description"} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    assert "Bearer" in schemes["APIKey"]["description"]
     assert {"APIKey": []} in schema["paths"]["/reports"]["get"]["security"]
     assert {"APIKey": []} in schema["paths"]["/captures"]["post"]["security"]
     assert "security" not in schema["paths"]["/open"]["get"]
@@ -152,3 +156,32 @@ def test_custom_role_ladder() -> None:
     # Without the ladder, admin no longer implies operator.
     assert client.get("/x", headers={"X-API-Key": keys["admin"]}).status_code == 403
     assert client.get("/x", headers={"X-API-Key": keys["operator"]}).status_code == 200
+
+
+def test_require_roles_in_a_starlette_app_does_not_import_fastapi() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hardenkit as hk\n"
+        "requirement = hk.require_roles('admin')\n"
+        "assert 'fastapi' not in sys.modules, 'fastapi imported'\n"
+        "assert type(requirement).__name__ == 'RoleRequirement'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_kit_reads_the_store_from_the_environment(tmp_path: Any) -> None:
+    path = tmp_path / "keys.json"
+    from hardenkit.auth import FileKeyStore, KeyManager
+
+    key, _ = anyio.run(lambda: KeyManager(FileKeyStore(path)).create("ci", ["readonly"]))
+    kit = hk.Kit(environ={"HARDENKIT_AUTH_STORE": str(path), "HARDENKIT_AUTH_MAX_FAILURES": "2"})
+    app = kit.register(APIKeyMiddleware).install(Starlette(routes=[Route("/x", starlette_report)]))
+    client = TestClient(app)
+    assert client.get("/x", headers={"X-API-Key": key}).status_code == 200
+    with pytest.raises(ConfigurationError, match="HARDENKIT_AUTH_NOPE"):
+        hk.Kit(environ={"HARDENKIT_AUTH_NOPE": "1"}).register(APIKeyMiddleware, store="memory").describe()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -138,21 +139,8 @@ class RoleRequirement:
 
     @property
     def __signature__(self) -> inspect.Signature:
-        """What FastAPI sees: security parameters, so OpenAPI shows the scheme on protected routes."""
-        try:
-            from fastapi import Security
-            from fastapi.security import APIKeyHeader, HTTPBearer
-        except ImportError:
-            return inspect.Signature()
-        api_key = APIKeyHeader(name=self.header, scheme_name="APIKey", auto_error=False)
-        bearer = HTTPBearer(scheme_name="Bearer", auto_error=False)
-        kind = inspect.Parameter.KEYWORD_ONLY
-        return inspect.Signature(
-            [
-                inspect.Parameter("hardenkit_api_key", kind, default=Security(api_key), annotation=Any),
-                inspect.Parameter("hardenkit_bearer", kind, default=Security(bearer), annotation=Any),
-            ]
-        )
+        """No parameters: FastAPI resolves nothing for this dependency (the middleware did the work)."""
+        return inspect.Signature()
 
     def wrap(self, endpoint: Callable[..., Any]) -> Callable[..., Any]:
         """Protect a Starlette endpoint (``async def (request)``/``def (request)``) or any ASGI app
@@ -215,6 +203,27 @@ class _ProtectedApp:
         await self.app(scope, receive, send)
 
 
+@functools.cache
+def _fastapi_requirement() -> type[RoleRequirement]:
+    from fastapi.security import APIKeyHeader
+
+    class FastAPIRoleRequirement(RoleRequirement, APIKeyHeader):
+        """A RoleRequirement that FastAPI also sees as the API-key security scheme, so OpenAPI shows it
+        on the routes that depend on it, at no cost per request (no parameter to resolve)."""
+
+        def __init__(self, roles: tuple[str, ...], *, header: str = "X-API-Key") -> None:
+            APIKeyHeader.__init__(
+                self,
+                name=header,
+                scheme_name="APIKey",
+                auto_error=False,
+                description=f"A hardenkit API key, in the {header} header or as Authorization: Bearer.",
+            )
+            RoleRequirement.__init__(self, roles, header=header)
+
+    return FastAPIRoleRequirement
+
+
 def require_roles(*roles: str, header: str = "X-API-Key") -> RoleRequirement:
     """A role check: ``Depends(hk.require_roles("admin"))`` in FastAPI, ``await hk.require_roles("admin")()``
     in any endpoint, or ``hk.require_roles("admin").wrap(endpoint)`` for a Starlette route or ASGI app.
@@ -222,4 +231,7 @@ def require_roles(*roles: str, header: str = "X-API-Key") -> RoleRequirement:
     Any one of ``roles`` is enough; none means any valid key. A request without a principal gets 401,
     one without the role 403 (answered by APIKeyMiddleware as problem+json).
     """
-    return RoleRequirement(check_roles(roles, option="require_roles") if roles else (), header=header)
+    checked = check_roles(roles, option="require_roles") if roles else ()
+    # Only when the app already uses FastAPI: a Starlette app must not pay for importing it.
+    cls = _fastapi_requirement() if "fastapi" in sys.modules else RoleRequirement
+    return cls(checked, header=header)

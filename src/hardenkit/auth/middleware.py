@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, StorageUnavailable
 from .attempts import FailedAttempts, client_address
 from .context import _ACTIVE, _PRINCIPAL, KEY_ID_SCOPE_KEY, AuthError, key_by_principal, set_principal
 from .manage import authenticate, principal_of
-from .records import KeyHasher, check_roles
+from .records import KeyHasher, KeyRecord, Principal, check_roles
 from .rules import DENY, PUBLIC, RoleRules
 from .stores import KeyStore, open_store
 
@@ -103,7 +103,7 @@ class APIKeyMiddleware:
         if not isinstance(realm, str) or not realm.isprintable() or '"' in realm or "\\" in realm:
             raise ConfigurationError(f"realm: expected printable text without quotes, got {realm!r}")
         self._challenge = f'Bearer realm="{realm}"'
-        self._store_down_logged = False
+        self._principals: dict[tuple[Any, ...], Principal] = {}
         if kit is not None:
             kit.on_shutdown(self.store.aclose)
             kit.provide("auth.key_by_principal", key_by_principal)
@@ -178,14 +178,13 @@ class APIKeyMiddleware:
             except StorageUnavailable:
                 await self._store_down(scope, receive, send)
                 return
-            self._store_down_logged = False
         if record is None:
             self.attempts.failed(address)
             # The reason stays in the server's log; the client learns only that the key was refused.
             logger.debug("API key refused (%s) from %s", why, address)
             await self._refuse(scope, receive, send, 401, "The API key is not valid.", error=True)
             return
-        found = principal_of(record, self.implies)
+        found = self._principal(record)
         if required is DENY or (required and not found.has_role(*required)):
             set_principal(scope, found)
             detail = (
@@ -213,6 +212,17 @@ class APIKeyMiddleware:
             return message
 
         return wrapped
+
+    def _principal(self, record: KeyRecord) -> Principal:
+        # Principals are immutable and the same for every request of a record: built once (the role
+        # ladder walked once), in a table bounded by clearing it when it grows past any real key set.
+        cache_key = (record.key_id, record.hash, record.roles, record.expires)
+        found = self._principals.get(cache_key)
+        if found is None:
+            if len(self._principals) >= 10_000:
+                self._principals.clear()
+            found = self._principals[cache_key] = principal_of(record, self.implies)
+        return found
 
     def _address(self, scope: Scope) -> str:
         try:

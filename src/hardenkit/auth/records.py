@@ -95,7 +95,7 @@ class KeyHasher:
         self.dummy = self.hash("hkey_" + "0" * 62)
 
     def hash(self, key: str) -> str:
-        return hmac.new(self._pepper, key.encode("ascii"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._pepper, key.encode("ascii"), "sha256").hex()
 
     def matches(self, key: str, stored: str | None) -> bool:
         """Hash ``key`` and compare in constant time with ``stored`` (the dummy when None)."""
