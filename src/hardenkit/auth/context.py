@@ -207,7 +207,7 @@ class _ProtectedApp:
 def _fastapi_requirement() -> type[RoleRequirement]:
     from fastapi.security import APIKeyHeader
 
-    class FastAPIRoleRequirement(RoleRequirement, APIKeyHeader):
+    class FastAPIRoleRequirement(RoleRequirement, APIKeyHeader):  # type: ignore[misc]  # __call__ is ours
         """A RoleRequirement that FastAPI also sees as the API-key security scheme, so OpenAPI shows it
         on the routes that depend on it, at no cost per request (no parameter to resolve)."""
 
