@@ -207,3 +207,50 @@ def test_redis_lookup_failure_raises_storage_unavailable() -> None:
         await store.aclose()
 
     anyio.run(scenario)
+
+
+def test_a_new_key_file_is_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    anyio.run(lambda: KeyManager(FileKeyStore(path)).create("ci", ["readonly"]))
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o640)  # an operator's choice is kept by later writes
+    anyio.run(lambda: KeyManager(FileKeyStore(path)).create("cd", ["readonly"]))
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_missing_key_file_refuses_every_key_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = generate_key()
+    client = TestClient(protected(FileKeyStore(tmp_path / "absent.json", reload_interval=0)))
+    with caplog.at_level(logging.WARNING, logger="hardenkit.auth"):
+        for _ in range(3):
+            assert client.get("/items", headers={"X-API-Key": key}).status_code == 401
+    assert len([r for r in caplog.records if "does not exist" in r.message]) == 1
+
+
+def test_middleware_without_a_store_says_what_to_write() -> None:
+    from starlette.applications import Starlette
+
+    from hardenkit.auth import APIKeyMiddleware
+
+    with pytest.raises(ConfigurationError, match="HARDENKIT_AUTH_STORE"):
+        APIKeyMiddleware(Starlette())
+
+
+@pytest.mark.redis
+def test_cli_manages_keys_in_redis(redis_server: RedisServer, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "hardenkit", "keys", "--store", redis_server.url, *args]
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, check=False)
+
+    created = run("create", "--name", "fleet", "--role", "operator")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert run("verify", stdin=key).returncode == 0
+    assert json.loads(run("list", "--json").stdout)[0]["name"] == "fleet"
+    assert run("revoke", "fleet").returncode == 0
+    assert run("verify", stdin=key).returncode == 1

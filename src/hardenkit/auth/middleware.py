@@ -63,7 +63,7 @@ class APIKeyMiddleware:
         self,
         app: ASGIApp,
         *,
-        store: KeyStore | str,
+        store: KeyStore | str | None = None,
         header: str = "X-API-Key",
         bearer: bool = True,
         public_paths: Sequence[str] = (),
@@ -79,6 +79,11 @@ class APIKeyMiddleware:
     ) -> None:
         self.app = app
         self.kit = kit
+        if store is None:
+            raise ConfigurationError(
+                "store: say where the keys are: a file path ('keys.json'), 'env', 'redis://host:6379/0', "
+                "a KeyStore, or HARDENKIT_AUTH_STORE with Kit.from_env()"
+            )
         self.store = open_store(store)
         self.header = check_header_name(header, option="header").encode("latin-1")
         self.header_name = header

@@ -8,6 +8,7 @@ A store answers ``get(key_id)`` on the request path and applies management chang
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -155,6 +156,11 @@ class FileKeyStore(KeyStore):
         self._reloading = True
         try:
             identity = await anyio.to_thread.run_sync(self._identity_now)
+            if identity is None and self._broken != "missing":
+                logger.warning(
+                    "API key file %s does not exist; every key is refused until it does", self.path
+                )
+                self._broken = "missing"
             if identity != self._identity:
                 try:
                     identity, records, fingerprint = await anyio.to_thread.run_sync(self._load)
@@ -183,6 +189,7 @@ class FileKeyStore(KeyStore):
 
     def modify_sync(self, change: Change[T], *, fingerprint: str | None = None) -> T:
         """``modify`` for scripts and the CLI (blocking)."""
+        new_file = not os.path.exists(self.path)
         with self._state.update() as data:
             records, recorded = _decode_file(data, self.path)
             if fingerprint is not None and recorded is not None and recorded != fingerprint:
@@ -195,6 +202,11 @@ class FileKeyStore(KeyStore):
             data["format"] = FILE_FORMAT
             data["pepper"] = recorded or fingerprint
             data["keys"] = {key_id: record.to_dict() for key_id, record in sorted(records.items())}
+        if new_file:
+            # Hashes only, but whoever can write the file can add a key: owner-only from the start
+            # (later writes keep the mode, as atomic_write copies it).
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o600)
         self.load_now()
         return result
 
