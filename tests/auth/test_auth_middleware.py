@@ -401,3 +401,26 @@ def test_role_check_error_after_the_response_started_is_not_hidden() -> None:
     app.add_middleware(APIKeyMiddleware, store=store)
     with pytest.raises(Exception, match="roles: admin"):
         TestClient(app).get("/stream", headers={"X-API-Key": keys["readonly"]})
+
+
+def test_principal_does_not_leak_into_the_next_request_of_the_same_task() -> None:
+    store, keys = make_keys()
+    app = protected(store)
+
+    async def scenario() -> list[object]:
+        refused = await asgi_request(
+            app, "/admin/users", headers=[(b"host", b"t"), (b"x-api-key", keys["readonly"].encode())]
+        )
+        public = await asgi_request(app, "/docs", headers=[(b"host", b"t")])
+        allowed = await asgi_request(
+            app, "/items", headers=[(b"host", b"t"), (b"x-api-key", keys["admin"].encode())]
+        )
+        after = await asgi_request(app, "/docs", headers=[(b"host", b"t")])
+        return [
+            refused.status,
+            json.loads(public.body)["key_id"],
+            allowed.status,
+            json.loads(after.body)["key_id"],
+        ]
+
+    assert anyio.run(scenario) == [403, None, 200, None]

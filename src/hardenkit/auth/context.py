@@ -66,14 +66,15 @@ def principal() -> Principal | None:
     return _PRINCIPAL.get()
 
 
-def set_principal(scope: Scope, found: Principal) -> contextvars.Token[Principal | None]:
+def set_principal(scope: Scope, found: Principal) -> None:
+    """Publish ``found`` for this request; APIKeyMiddleware resets the context variable at its end."""
     state = scope.get("state")
     if not isinstance(state, dict):
         state = scope["state"] = {}
     state["principal"] = found
     scope[PRINCIPAL_SCOPE_KEY] = found
     scope[KEY_ID_SCOPE_KEY] = found.key_id
-    return _PRINCIPAL.set(found)
+    _PRINCIPAL.set(found)
 
 
 def key_by_principal(scope: Mapping[str, Any]) -> str:

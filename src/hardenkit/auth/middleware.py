@@ -156,10 +156,14 @@ class APIKeyMiddleware:
         if self.kit is not None and self.kit.is_answered(path):
             await self.app(scope, receive, send)
             return
+        # Both reset when the request ends, whatever was set in between: no principal outlives its
+        # request, even when one task serves several requests (a test driver, an in-process call).
         active = _ACTIVE.set(True)
+        cleared = _PRINCIPAL.set(None)
         try:
             await self._handle(scope, receive, send, path)
         finally:
+            _PRINCIPAL.reset(cleared)
             _ACTIVE.reset(active)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
@@ -199,11 +203,8 @@ class APIKeyMiddleware:
             )
             await self._refuse(scope, receive, send, 403, detail)
             return
-        token = set_principal(scope, found)
-        try:
-            await self._run(scope, receive, send)
-        finally:
-            _PRINCIPAL.reset(token)
+        set_principal(scope, found)
+        await self._run(scope, receive, send)
 
     def _closing_receive(self, receive: Receive) -> Receive:
         # Standalone (no kit root to run hooks): close the store's connections when the server stops.
