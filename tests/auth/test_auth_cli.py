@@ -134,3 +134,14 @@ def test_concurrent_creates_from_eight_processes_lose_none(tmp_path: Path) -> No
             run("keys", "--store", str(tmp_path / "keys.json"), "verify", cwd=tmp_path, stdin=key).returncode
             == 0
         )
+
+
+def test_store_option_after_the_action_and_comma_separated_roles(tmp_path: Path) -> None:
+    path = str(tmp_path / "k.json")
+    created = run(
+        "keys", "create", "--name", "ci", "--role", "operator,readonly", "--file", path, cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    records = json.loads(run("keys", "list", "--json", "--store", path, cwd=tmp_path).stdout)
+    assert records[0]["roles"] == ["operator", "readonly"]
+    assert not (tmp_path / "hardenkit-keys.json").exists()

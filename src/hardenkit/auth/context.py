@@ -135,7 +135,7 @@ class RoleRequirement:
             raise AuthError(403, f"This endpoint needs one of the roles: {', '.join(self.roles)}.")
         return found
 
-    async def __call__(self, **_security: Any) -> Principal:
+    async def __call__(self) -> Principal:
         return self.check()
 
     @property

@@ -23,25 +23,37 @@ DEFAULT_FILE = "hardenkit-keys.json"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hardenkit keys", description="Manage hardenkit API keys.")
-    parser.add_argument(
-        "--store",
-        default=None,
-        help=f"key store: a file path, redis://host:6379/0 or env (default $HARDENKIT_AUTH_STORE or {DEFAULT_FILE})",
-    )
+    store_help = f"key store: a file path, redis://host:6379/0 or env (default $HARDENKIT_AUTH_STORE or {DEFAULT_FILE})"
+    parser.add_argument("--store", "--file", dest="store", default=None, help=store_help)
+    # Also accepted after the action (hardenkit keys list --store keys.json), where people put it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", "--file", dest="store", default=argparse.SUPPRESS, help=store_help)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = sub.add_parser("create", help="create a key for a new identity and print it once")
+    create = sub.add_parser(
+        "create", parents=[common], help="create a key for a new identity and print it once"
+    )
     create.add_argument("--name", required=True, help="the identity, e.g. ci")
-    create.add_argument("--role", action="append", required=True, help="a role (repeat for several)")
+    create.add_argument(
+        "--role",
+        "--roles",
+        action="append",
+        required=True,
+        help="a role (repeat, or comma-separate, for several)",
+    )
     create.add_argument("--expires", default=None, help="lifetime, e.g. 90d (default: never)")
-    listing = sub.add_parser("list", help="list keys (never secrets)")
+    listing = sub.add_parser("list", parents=[common], help="list keys (never secrets)")
     listing.add_argument("--json", action="store_true", help="one JSON document instead of a table")
-    rotate = sub.add_parser("rotate", help="issue a new key for NAME; the old one works for the grace period")
+    rotate = sub.add_parser(
+        "rotate", parents=[common], help="issue a new key for NAME; the old one works for the grace period"
+    )
     rotate.add_argument("name")
     rotate.add_argument("--grace", default="24h", help="how long the old key stays valid (default 24h)")
     rotate.add_argument("--expires", default=None, help="lifetime of the new key (default: as the old one)")
-    revoke = sub.add_parser("revoke", help="revoke every key of NAME (or one key id) at once")
+    revoke = sub.add_parser(
+        "revoke", parents=[common], help="revoke every key of NAME (or one key id) at once"
+    )
     revoke.add_argument("name")
-    sub.add_parser("verify", help="check a key read from stdin; exit 0 if valid")
+    sub.add_parser("verify", parents=[common], help="check a key read from stdin; exit 0 if valid")
     return parser
 
 
@@ -68,6 +80,8 @@ def main(argv: list[str]) -> int:
     from ..auth import KeyManager, MemoryKeyStore, open_store
     from ..errors import ConfigurationError, HardenkitError
 
+    if args.action == "create":
+        args.role = [role.strip() for value in args.role for role in value.split(",") if role.strip()]
     spec = _store_spec(args)
     try:
         if spec == "env" and args.action == "create":
