@@ -254,3 +254,24 @@ def test_cli_manages_keys_in_redis(redis_server: RedisServer, tmp_path: Path) ->
     assert json.loads(run("list", "--json").stdout)[0]["name"] == "fleet"
     assert run("revoke", "fleet").returncode == 0
     assert run("verify", stdin=key).returncode == 1
+
+
+def test_concurrent_first_requests_wait_for_the_first_load(tmp_path: Path) -> None:
+    from support import asgi_request
+
+    path = tmp_path / "keys.json"
+    key, _ = anyio.run(lambda: KeyManager(FileKeyStore(path)).create("ci", ["readonly"]))
+    app = protected(FileKeyStore(path))
+    statuses: list[int] = []
+
+    async def one() -> None:
+        response = await asgi_request(app, "/items", headers=[(b"host", b"t"), (b"x-api-key", key.encode())])
+        statuses.append(response.status)
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(one)
+
+    anyio.run(scenario)
+    assert statuses == [200] * 20

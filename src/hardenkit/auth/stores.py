@@ -120,7 +120,10 @@ class FileKeyStore(KeyStore):
         self._records: dict[str, KeyRecord] = {}
         self._identity: tuple[int, int, int] | None = None
         self._checked = float("-inf")
-        self._reloading = False
+        # Set while a reload runs; requests arriving meanwhile use the current snapshot, except
+        # before the first load, when there is none yet: they wait for it.
+        self._reloading: Any = None
+        self._loaded = False
         self._broken: str | None = None
 
     def __repr__(self) -> str:
@@ -145,15 +148,22 @@ class FileKeyStore(KeyStore):
         identity, records, fingerprint = self._load()
         self._identity, self._records, self.pepper_fingerprint = identity, records, fingerprint
         self._checked = time.monotonic()
+        self._loaded = True
 
     async def _refresh(self) -> None:
-        now = time.monotonic()
-        if self._reloading or now - self._checked < self.reload_interval:
+        running = self._reloading
+        if running is not None:
+            if not self._loaded:
+                await running.wait()
+                if not self._loaded:  # the first load was cancelled: try again
+                    await self._refresh()
             return
+        if time.monotonic() - self._checked < self.reload_interval:
+            return
+        import anyio
         import anyio.to_thread
 
-        # Single flight: requests arriving meanwhile use the current snapshot.
-        self._reloading = True
+        done = self._reloading = anyio.Event()
         try:
             identity = await anyio.to_thread.run_sync(self._identity_now)
             if identity is None and self._broken != "missing":
@@ -174,8 +184,10 @@ class FileKeyStore(KeyStore):
                     self._identity, self._records, self.pepper_fingerprint = identity, records, fingerprint
                     self._broken = None
             self._checked = time.monotonic()
+            self._loaded = True
         finally:
-            self._reloading = False
+            self._reloading = None
+            done.set()
 
     async def get(self, key_id: str) -> KeyRecord | None:
         await self._refresh()
