@@ -51,7 +51,7 @@ PUBLISHED: dict[str, set[str]] = {
     "hardenkit.auth": {
         "KEY_PATTERN", "KEY_PREFIX", "APIKeyMiddleware", "AuthError", "EnvKeyStore", "FileKeyStore", "KeyHasher",
         "KeyManager", "KeyRecord", "KeyStore", "MatrixRow", "MemoryKeyStore", "Principal", "RedisKeyStore",
-        "RoleRequirement", "admin_app", "authenticate", "checksum", "cost_by_role", "generate_key",
+        "RoleRequirement", "admin_app", "authenticate", "checksum", "cost_by_role", "document_security", "generate_key",
         "key_by_principal", "open_store", "parse_key", "permission_matrix", "principal", "render_markdown",
         "require_roles",
     },

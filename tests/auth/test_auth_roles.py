@@ -185,3 +185,28 @@ def test_kit_reads_the_store_from_the_environment(tmp_path: Any) -> None:
     assert client.get("/x", headers={"X-API-Key": key}).status_code == 200
     with pytest.raises(ConfigurationError, match="HARDENKIT_AUTH_NOPE"):
         hk.Kit(environ={"HARDENKIT_AUTH_NOPE": "1"}).register(APIKeyMiddleware, store="memory").describe()
+
+
+def test_document_security_marks_routes_protected_by_rules() -> None:
+    from hardenkit.auth import document_security
+
+    store, _ = make_keys()
+    app = FastAPI()
+
+    @app.get("/reports")
+    async def reports() -> dict[str, Any]:
+        return {}
+
+    @app.get("/open")
+    async def open_route() -> dict[str, Any]:
+        return {}
+
+    app.add_middleware(
+        APIKeyMiddleware, store=store, header="X-Service-Key", public_paths=["/open", "/openapi.json"]
+    )
+    document_security(app)
+    schema = TestClient(app).get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["APIKey"]["name"] == "X-Service-Key"
+    assert schema["paths"]["/reports"]["get"]["security"] == [{"APIKey": []}]
+    assert "security" not in schema["paths"]["/open"]["get"]
+    assert app.openapi() is app.openapi()  # built once

@@ -4,7 +4,7 @@ Modules: ``keyformat`` (the ``hkey_`` format and its checksum), ``records`` (rec
 keyed hashing), ``stores`` (file, env, memory) and ``redis_store`` (Redis), ``manage`` (create,
 rotate, revoke, verify), ``rules`` (role rules), ``attempts`` (failed-attempt limiting),
 ``context`` (principal(), require_roles(), the rate limiter's key), ``middleware``, ``admin`` (the
-mountable admin app) and ``matrix`` (the permission matrix). May import the shared core, the errors
+mountable admin app) and ``matrix`` (the permission matrix), ``openapi`` (the scheme in FastAPI's OpenAPI). May import the shared core, the errors
 and :mod:`hardenkit.lock`; starlette at request time; redis.asyncio when a Redis store is used.
 """
 
@@ -16,6 +16,7 @@ from .keyformat import KEY_PATTERN, KEY_PREFIX, checksum, generate_key, parse_ke
 from .manage import KeyManager, authenticate
 from .matrix import MatrixRow, permission_matrix, render_markdown
 from .middleware import APIKeyMiddleware
+from .openapi import document_security
 from .records import KeyHasher, KeyRecord, Principal
 from .redis_store import RedisKeyStore
 from .stores import EnvKeyStore, FileKeyStore, KeyStore, MemoryKeyStore, open_store
@@ -40,6 +41,7 @@ __all__ = [
     "authenticate",
     "checksum",
     "cost_by_role",
+    "document_security",
     "generate_key",
     "key_by_principal",
     "open_store",
