@@ -138,3 +138,11 @@ def test_default_redactor_masks_a_hardenkit_key_in_free_text() -> None:
     key = generate_key()
     masked = hk.Redactor().redact(f"oops, pasted {key} in a ticket")
     assert key[18:-6] not in masked
+
+
+def test_pepper_from_the_environment_is_never_shown() -> None:
+    kit = hk.Kit(environ={"HARDENKIT_AUTH_PEPPER": "s3cr3t-pepper", "HARDENKIT_AUTH_STORE": "memory"})
+    kit.register(APIKeyMiddleware)
+    described = kit.describe()
+    assert "pepper=" in described
+    assert "s3cr3t-pepper" not in described

@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, StorageUnavailable
 from .attempts import FailedAttempts, client_address
 from .context import _ACTIVE, _PRINCIPAL, KEY_ID_SCOPE_KEY, AuthError, key_by_principal, set_principal
 from .manage import authenticate, principal_of
-from .records import KeyHasher, KeyRecord, Principal, check_roles
+from .records import KeyHasher, KeyRecord, Principal, check_roles, env_secret
 from .rules import DENY, PUBLIC, RoleRules
 from .stores import KeyStore, open_store
 
@@ -53,7 +53,7 @@ class APIKeyMiddleware:
         "bearer": env_bool,
         "public_paths": env_list,
         "deny_unmatched": env_bool,
-        "pepper": env_str,
+        "pepper": env_secret,
         "max_failures": env_int,
         "failure_window": env_float,
         "realm": env_str,

@@ -34,6 +34,20 @@ _ROLE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
+class Secret(str):
+    """A string whose repr hides it: the pepper read from the environment, so ``Kit.describe()`` and
+    tracebacks never show it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'********'"
+
+
+def env_secret(text: str) -> Secret:
+    return Secret(text)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
