@@ -66,3 +66,20 @@ def test_revoke_on_one_process_is_refused_on_the_other(redis_server: RedisServer
         )
         assert created.status_code == 201, created.text
         assert http.get(f"{one}/whoami", headers={"X-API-Key": created.json()["key"]}).json()["name"] == "new"
+
+
+def test_a_key_quota_is_shared_by_the_fleet_and_other_keys_keep_theirs(redis_server: RedisServer) -> None:
+    first = anyio.run(_create, redis_server.url, "first", "readonly")
+    second = anyio.run(_create, redis_server.url, "second", "readonly")
+    env = {"AUTH_APP_STORE": redis_server.url, "AUTH_APP_RATE": "4/minute"}
+    with (
+        uvicorn_server("auth_app:app", env=env, extra_args=("--app-dir", "tests/integration")) as (one, _),
+        uvicorn_server("auth_app:app", env=env, extra_args=("--app-dir", "tests/integration")) as (two, _),
+        httpx2.Client(timeout=10) as http,
+    ):
+        statuses = [
+            http.get(f"{base}/whoami", headers={"X-API-Key": first}).status_code for base in (one, two) * 3
+        ]
+        assert statuses.count(200) == 4 and statuses.count(429) == 2
+        assert statuses[-2:] == [429, 429]
+        assert http.get(f"{one}/whoami", headers={"X-API-Key": second}).status_code == 200
