@@ -19,7 +19,10 @@ def app_with(store: object, **ratelimit: object) -> Starlette:
     app = Starlette(routes=[Route("/items", whoami), Route("/docs", whoami)])
     kit = (
         hk.Kit()
-        .register(hk.RateLimitMiddleware, **{"default": "3/minute", "key": key_by_principal, **ratelimit})
+        .register(
+            hk.RateLimitMiddleware,
+            **{"default": "3/minute", "key": key_by_principal, "strategy": "moving-window", **ratelimit},
+        )
         .register(APIKeyMiddleware, store=store, public_paths=["/docs"], max_failures=4)
         .register(hk.HeaderContractMiddleware)
         .register(hk.HealthProbeMiddleware)
