@@ -26,6 +26,20 @@ __all__ = ["RedisKeyStore"]
 
 logger = logging.getLogger("hardenkit.auth")
 
+_DUMMY = json.dumps(
+    {
+        "id": "000000000000",
+        "name": "unknown",
+        "roles": ["readonly"],
+        "hash": "0" * 64,
+        "created": "2000-01-01T00:00:00+00:00",
+        "expires": None,
+        "rotated": None,
+        "revoked": None,
+        "replaced_by": None,
+    }
+)
+
 
 class RedisKeyStore(KeyStore):
     def __init__(
@@ -106,7 +120,10 @@ class RedisKeyStore(KeyStore):
                 return cached[1]  # stale but known: better than refusing a known client
             raise self._failed(exc) from None
         self._succeeded()
-        record = None if raw is None else KeyRecord.from_dict(json.loads(raw))
+        # An unknown id decodes a record of the same shape, so a lookup's time does not tell which
+        # ids exist (the rest of the check already does the same work on both paths).
+        decoded = KeyRecord.from_dict(json.loads(raw if raw is not None else _DUMMY))
+        record = decoded if raw is not None else None
         if self.cache_ttl > 0:
             self._cache[key_id] = (now + self.cache_ttl, record)
             self._cache.move_to_end(key_id)
