@@ -23,7 +23,7 @@ PUBLIC: tuple[str, ...] | None = None
 ANY_ROLE: tuple[str, ...] = ()
 #: Marker for "no rule matched and deny_unmatched is on".
 DENY = ("\x00deny",)
-_METHOD = re.compile(r"^[A-Z]+$")
+_METHOD = re.compile(r"^(?:[A-Z]+|\*)$")
 _PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(?::[a-z]+)?\}")
 
 
