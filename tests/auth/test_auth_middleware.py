@@ -299,6 +299,7 @@ def test_checksum_covers_every_character() -> None:
     ("options", "message"),
     [
         ({"header": "bad header"}, "valid HTTP header name"),
+        ({"header": "Authorization"}, "Bearer"),
         ({"rules": [("FETCH", "admin")]}, "METHOD"),
         ({"rules": [("/x", 3)]}, "role"),
         ({"rules": ["/x"]}, "pair"),

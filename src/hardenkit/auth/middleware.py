@@ -86,6 +86,11 @@ class APIKeyMiddleware:
             )
         self.store = open_store(store)
         self.header = check_header_name(header, option="header").encode("latin-1")
+        if self.header == _AUTHORIZATION:
+            raise ConfigurationError(
+                "header: Authorization is read as 'Bearer <key>' already (bearer=True); "
+                "keep header='X-API-Key' or name another header"
+            )
         self.header_name = header
         self.bearer = bool(bearer)
         if isinstance(public_paths, str):
