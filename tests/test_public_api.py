@@ -20,6 +20,8 @@ PUBLISHED: dict[str, set[str]] = {
         "RedactingFilter", "Redactor", "StateCorrupted", "StateError", "StorageUnavailable", "Wiring",
         "__version__", "atomic_write", "configure_limiter", "configure_logging", "gather_limited", "harden",
         "limiter_stats", "rate_limit", "request_id", "run_sync", "to_async",
+        # Added by the API-keys issue (17).
+        "APIKeyMiddleware", "principal", "require_roles",
     },
     "hardenkit.lock": {
         "FileLock", "Holder", "JsonState", "LockError", "LockTimeout", "StateCorrupted", "StateError",
@@ -45,6 +47,14 @@ PUBLISHED: dict[str, set[str]] = {
     # Packages added by the layout (their names were reachable from hardenkit before).
     "hardenkit.headers": {"HeaderContractMiddleware", "REQUEST_ID", "request_id"},
     "hardenkit.ratelimit": {"RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"},
+    # Added by the API-keys issue (17).
+    "hardenkit.auth": {
+        "KEY_PATTERN", "KEY_PREFIX", "APIKeyMiddleware", "AuthError", "EnvKeyStore", "FileKeyStore", "KeyHasher",
+        "KeyManager", "KeyRecord", "KeyStore", "MatrixRow", "MemoryKeyStore", "Principal", "RedisKeyStore",
+        "RoleRequirement", "admin_app", "authenticate", "checksum", "cost_by_role", "document_security", "generate_key",
+        "key_by_principal", "open_store", "parse_key", "permission_matrix", "principal", "render_markdown",
+        "require_roles",
+    },
 }  # fmt: skip
 
 

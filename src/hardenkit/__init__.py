@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._core.context import request_id
     from ._core.kit import Kit, Wiring, harden
     from .aio import AsyncWrapper, configure_limiter, gather_limited, limiter_stats, run_sync, to_async
+    from .auth import APIKeyMiddleware, principal, require_roles
     from .errors import (
         CallTimeout,
         ConfigurationError,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 # public name -> module that defines it (relative to this package)
 _LAZY: dict[str, str] = {
+    "APIKeyMiddleware": ".auth",
     "AccessLogMiddleware": ".logs",
     "AsyncWrapper": ".aio",
     "CallTimeout": ".errors",
@@ -68,13 +70,16 @@ _LAZY: dict[str, str] = {
     "gather_limited": ".aio",
     "harden": "._core.kit",
     "limiter_stats": ".aio",
+    "principal": ".auth",
     "rate_limit": ".ratelimit",
     "request_id": "._core.context",
+    "require_roles": ".auth",
     "run_sync": ".aio",
     "to_async": ".aio",
 }
 
 __all__ = [
+    "APIKeyMiddleware",
     "AccessLogMiddleware",
     "AsyncWrapper",
     "CallTimeout",
@@ -104,8 +109,10 @@ __all__ = [
     "gather_limited",
     "harden",
     "limiter_stats",
+    "principal",
     "rate_limit",
     "request_id",
+    "require_roles",
     "run_sync",
     "to_async",
 ]

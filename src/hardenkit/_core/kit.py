@@ -3,7 +3,7 @@
 A Kit holds middleware registrations and installs them in the canonical order
 (outermost first)::
 
-    kit root (lifespan hooks) > health > headers > access_log > ratelimit > body_limit > app
+    kit root (lifespan hooks) > health > headers > access_log > auth > ratelimit > body_limit > app
 
 whatever the order of the ``register`` calls. Components find out about each
 other through one :class:`Wiring` object per kit, handed to every
@@ -41,7 +41,7 @@ __all__ = ["SLOTS", "Kit", "Wiring", "harden"]
 logger = logging.getLogger("hardenkit.kit")
 
 #: The named slots, outermost first.
-SLOTS: tuple[str, ...] = ("health", "headers", "access_log", "ratelimit", "body_limit")
+SLOTS: tuple[str, ...] = ("health", "headers", "access_log", "auth", "ratelimit", "body_limit")
 
 _SLOT_RANK = {name: (index + 1) * 100 for index, name in enumerate(SLOTS)}
 _OUTERMOST = 10

@@ -16,7 +16,9 @@ from .._version import __version__
 # subcommand -> ("module:function", help). Each function takes the remaining argv
 # (list[str]) and returns an exit status.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "auth": ("hardenkit.cli.auth:main", "print the permission matrix (route x method x roles) of an app"),
     "demo": ("hardenkit.cli.demo:main", "serve the demo app hardened by harden() on 127.0.0.1"),
+    "keys": ("hardenkit.cli.keys:main", "create, list, rotate, revoke and verify API keys"),
     "lock": ("hardenkit.cli.lock:main", "run a command while holding a file lock"),
     "redact": ("hardenkit.cli.redact:main", "redact secrets and PII from stdin or files"),
 }
