@@ -89,14 +89,20 @@ class RouteTemplates:
         self.unmatched = unmatched
         self._mounts: dict[tuple[int, str], str | None] = {}
 
-    def template(self, scope: Mapping[str, Any], root_path: str, app: Any) -> str:
-        """``root_path``: the scope's root_path when the request entered; ``app``: the scope's app then."""
+    def template(self, scope: Mapping[str, Any], root_path: str, app: Any, *, routed: bool = True) -> str:
+        """``root_path``: the scope's root_path when the request entered; ``app``: the scope's app then.
+
+        ``routed=False`` (an answer that may have come before the router ran: a 429, a
+        413) matches the app's routes here when the router left nothing in the scope.
+        """
         if self._resolver is not None:
             found = self._resolver(scope)
             return found if isinstance(found, str) and found else self.unmatched
         route = scope.get("route")
         if route is None:
-            return self.unmatched
+            if routed:
+                return self.unmatched
+            return _match_routes(getattr(app, "routes", None) or (), scope, root_path) or self.unmatched
         own = getattr(route, "path_format", None)
         if not isinstance(own, str):
             return self.unmatched
@@ -126,6 +132,37 @@ class RouteTemplates:
         if hasattr(route, "routes") and route.path_format.endswith("/{path}"):
             return found[: len(found) - len(route.path_format) + len("/{path}")]
         return found
+
+
+def _match_routes(routes: Sequence[Any], scope: Mapping[str, Any], root_path: str) -> str | None:
+    """Match ``routes`` as the router would have (a refusal answered before it ran), depth-first."""
+    from starlette.routing import Match
+
+    child: dict[str, Any] = {**scope, "root_path": root_path}
+    template = ""
+    partial: str | None = None
+    for _ in range(16):
+        for route in routes:
+            try:
+                match, updates = route.matches(child)
+            except Exception:  # noqa: PERF203 - a route that cannot match this scope
+                continue
+            path_format = getattr(route, "path_format", None)
+            if not isinstance(path_format, str):
+                continue
+            if match is Match.FULL:
+                inner = getattr(route, "routes", None)
+                if inner and path_format.endswith("/{path}"):
+                    template += path_format[: -len("/{path}")]
+                    child.update(updates)
+                    routes = inner
+                    break
+                return template + path_format or "/"
+            if match is Match.PARTIAL and partial is None:
+                partial = template + path_format or "/"
+        else:
+            return partial
+    return partial
 
 
 def _mount_templates(routes: Sequence[Any], consumed: str) -> str | None:

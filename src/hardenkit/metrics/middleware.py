@@ -253,7 +253,7 @@ class MetricsMiddleware:
         if not 100 <= status < 600:
             status = 0  # one "other" series, whatever an app sends
         try:
-            route = self.routes.template(scope, root_path, app)
+            route = self.routes.template(scope, root_path, app, routed=status == 404)
             if route != UNMATCHED:
                 route = self.route_cap(route)
             key = (method, route, status)
