@@ -19,6 +19,8 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("hardenkit.cli.demo:main", "serve the demo app hardened by harden() on 127.0.0.1"),
     "lock": ("hardenkit.cli.lock:main", "run a command while holding a file lock"),
     "redact": ("hardenkit.cli.redact:main", "redact secrets and PII from stdin or files"),
+    "slo": ("hardenkit.cli.slo:main", "write Prometheus SLO rules and alerts, or a Grafana dashboard"),
+    "status": ("hardenkit.cli.status:main", "summarise a service from its /metrics (req/s, errors, latency)"),
 }
 
 

@@ -17,7 +17,21 @@ only when a middleware is built or a scrape is served, so importing this package
 
 from __future__ import annotations
 
+from .dashboard import grafana_dashboard
 from .middleware import MetricsMiddleware
+from .rules import prometheus_rules
 from .slo import BURN_WINDOWS, SLO, slos_from_env
+from .summary import fetch_exposition, format_summary, parse_exposition, summarize
 
-__all__ = ["BURN_WINDOWS", "SLO", "MetricsMiddleware", "slos_from_env"]
+__all__ = [
+    "BURN_WINDOWS",
+    "SLO",
+    "MetricsMiddleware",
+    "fetch_exposition",
+    "format_summary",
+    "grafana_dashboard",
+    "parse_exposition",
+    "prometheus_rules",
+    "slos_from_env",
+    "summarize",
+]
