@@ -173,18 +173,17 @@ class SLO:
             key = key.strip()
             if not eq:
                 raise ConfigurationError(f"SLO {text!r}: {part!r} is not key=value")
+            if key not in ("objective", "latency_ms", "percentile", "window", "routes"):
+                raise ConfigurationError(
+                    f"SLO {text!r}: unknown option {key!r}; known: objective, latency_ms, percentile, window, routes"
+                )
             try:
                 if key in ("objective", "latency_ms", "percentile"):
                     options[key] = None if value.strip().lower() in ("none", "off") else float(value)
                 elif key == "window":
                     options[key] = value.strip()
-                elif key == "routes":
-                    options[key] = tuple(r.strip() for r in value.split("|") if r.strip())
                 else:
-                    raise ConfigurationError(
-                        f"SLO {text!r}: unknown option {key!r}; known: objective, latency_ms, percentile, "
-                        "window, routes"
-                    )
+                    options[key] = tuple(r.strip() for r in value.split("|") if r.strip())
             except ValueError:
                 raise ConfigurationError(f"SLO {text!r}: {key}={value!r} is not a number") from None
         return cls(name.strip(), **options)  # type: ignore[arg-type]
