@@ -21,7 +21,9 @@ async def home(request: Request) -> Response:
 
 
 async def item(request: Request) -> Response:
-    return PlainTextResponse(f"item {request.path_params['item_id']}", headers={"X-Worker-Pid": str(os.getpid())})
+    return PlainTextResponse(
+        f"item {request.path_params['item_id']}", headers={"X-Worker-Pid": str(os.getpid())}
+    )
 
 
 async def fail(request: Request) -> Response:

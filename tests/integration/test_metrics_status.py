@@ -54,7 +54,10 @@ def test_status_summarises_a_live_service() -> None:
 
 
 def test_status_explains_a_refusal() -> None:
-    with uvicorn_server("integration.metrics_app:app", env={"HARDENKIT_METRICS_ALLOW": "192.0.2.0/24"}) as (base_url, _proc):
+    with uvicorn_server("integration.metrics_app:app", env={"HARDENKIT_METRICS_ALLOW": "192.0.2.0/24"}) as (
+        base_url,
+        _proc,
+    ):
         result = subprocess.run(
             [sys.executable, "-m", "hardenkit", "status", f"{base_url}/metrics", "--interval", "0.1"],
             capture_output=True, text=True, timeout=60,

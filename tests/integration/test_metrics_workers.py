@@ -77,7 +77,9 @@ def _restarted(supervisor: int, old: set[int]) -> bool:
 
 def test_one_scrape_returns_every_workers_counts_and_survives_a_worker_restart(tmp_path: Path) -> None:
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # the library must set it up itself
-    with uvicorn_server("integration.metrics_app:app", env={"TMPDIR": str(tmp_path)}, extra_args=("--workers", "2")) as (
+    with uvicorn_server(
+        "integration.metrics_app:app", env={"TMPDIR": str(tmp_path)}, extra_args=("--workers", "2")
+    ) as (
         base_url,
         proc,
     ):

@@ -48,7 +48,7 @@ async def call(
     await app(scope, receive, send)
     if not messages:
         return None
-    return AsgiResponse(scope, messages)  # type: ignore[arg-type]
+    return AsgiResponse(scope, messages)
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:

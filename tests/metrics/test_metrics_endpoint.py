@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from metrics_support import call, samples, scrape
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,7 +29,6 @@ from hardenkit._core.events import (
     events_of,
 )
 from hardenkit.errors import ConfigurationError
-from metrics_support import call, samples, scrape
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +58,9 @@ async def test_refused_from_a_public_address_with_a_problem_document() -> None:
     assert b"http_requests_total" not in response.body
 
 
-@pytest.mark.parametrize("client", [("127.0.0.1", 1), ("::1", 1), ("10.1.2.3", 1), ("192.168.0.7", 1), ("::ffff:10.0.0.1", 1)])
+@pytest.mark.parametrize(
+    "client", [("127.0.0.1", 1), ("::1", 1), ("10.1.2.3", 1), ("192.168.0.7", 1), ("::ffff:10.0.0.1", 1)]
+)
 async def test_served_to_loopback_and_private_addresses(client: tuple[str, int]) -> None:
     response = await call(app_with(), "/metrics", client=client)
     assert response is not None and response.status == 200
@@ -66,7 +68,9 @@ async def test_served_to_loopback_and_private_addresses(client: tuple[str, int])
 
 async def test_served_with_the_token_from_anywhere_and_refused_with_a_wrong_one() -> None:
     app = app_with(token=TOKEN)
-    good = await call(app, "/metrics", client=("203.0.113.9", 1), headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+    good = await call(
+        app, "/metrics", client=("203.0.113.9", 1), headers=[(b"authorization", f"Bearer {TOKEN}".encode())]
+    )
     bad = await call(app, "/metrics", client=("203.0.113.9", 1), headers=[(b"authorization", b"Bearer nope")])
     assert good is not None and good.status == 200
     assert bad is not None and bad.status == 403
@@ -83,7 +87,9 @@ async def test_a_request_relayed_by_a_proxy_is_not_let_in_by_address(header: byt
     # Behind a proxy on a private network every client looks private.
     response = await call(app_with(), "/metrics", client=("10.0.0.5", 1), headers=[(header, b"203.0.113.9")])
     assert response is not None and response.status == 403
-    trusted = await call(app_with(trust_forwarded=True), "/metrics", client=("10.0.0.5", 1), headers=[(header, b"x")])
+    trusted = await call(
+        app_with(trust_forwarded=True), "/metrics", client=("10.0.0.5", 1), headers=[(header, b"x")]
+    )
     assert trusted is not None and trusted.status == 200
 
 
@@ -116,10 +122,12 @@ async def test_the_exposition_parses_with_prometheus_clients_own_parser() -> Non
 async def test_openmetrics_is_served_when_asked_for() -> None:
     app = app_with()
     await call(app, "/")
-    response = await call(app, "/metrics", headers=[(b"accept", b"application/openmetrics-text; version=1.0.0")])
+    response = await call(
+        app, "/metrics", headers=[(b"accept", b"application/openmetrics-text; version=1.0.0")]
+    )
     assert response is not None and response.status == 200
     assert response.headers["content-type"].startswith("application/openmetrics-text")
-    names = {family.name for family in openmetrics_families(response.body.decode())}
+    names = {family.name for family in openmetrics_families(response.body.decode())}  # type: ignore[no-untyped-call]
     assert "http_requests" in names and "http_request_duration_seconds" in names
 
 
@@ -141,7 +149,13 @@ async def test_a_custom_path() -> None:
 def test_the_slot_is_just_inside_the_header_contract() -> None:
     assert kit_module.SLOTS.index("metrics") == kit_module.SLOTS.index("headers") + 1
     assert kit_module.SLOTS.index("metrics") < kit_module.SLOTS.index("access_log")
-    text = hk.Kit().register(hk.RateLimitMiddleware).register(hk.MetricsMiddleware).register(hk.HeaderContractMiddleware).describe()
+    text = (
+        hk.Kit()
+        .register(hk.RateLimitMiddleware)
+        .register(hk.MetricsMiddleware)
+        .register(hk.HeaderContractMiddleware)
+        .describe()
+    )
     assert [line.split()[0] for line in text.splitlines()[2:-1]] == ["headers", "metrics", "ratelimit"]
 
 
@@ -289,7 +303,7 @@ def test_one_channel_per_kit_whoever_asks_first() -> None:
 )
 def test_bad_options_say_what_to_write(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        hk.MetricsMiddleware(ok, **options)
+        hk.MetricsMiddleware(PlainTextResponse("ok"), **options)
 
 
 # -- imports ------------------------------------------------------------------------------------
@@ -301,7 +315,9 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(out))
 
 
-@pytest.mark.parametrize("code", ["import hardenkit", "import hardenkit.metrics", "import hardenkit as hk; hk.SLO('a')"])
+@pytest.mark.parametrize(
+    "code", ["import hardenkit", "import hardenkit.metrics", "import hardenkit as hk; hk.SLO('a')"]
+)
 def test_importing_does_not_load_prometheus_client(code: str) -> None:
     modules = _modules_after(code)
     assert not any(m.split(".")[0] in ("prometheus_client", "starlette", "anyio") for m in modules), code

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 from fastapi import APIRouter, FastAPI
+from metrics_support import call, requests_by, samples, scrape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -17,7 +18,6 @@ from starlette.routing import Mount, Route
 
 import hardenkit as hk
 from hardenkit.metrics.labels import OVERFLOW, UNMATCHED
-from metrics_support import call, requests_by, samples, scrape
 from support import free_port
 
 pytestmark = pytest.mark.anyio
@@ -116,7 +116,9 @@ async def test_fastapi_routers_and_path_parameters() -> None:
 async def test_a_method_the_route_does_not_take_is_counted_on_its_template() -> None:
     app = starlette_app()
     await call(app, "/items/3", method="DELETE")
-    assert requests_by(await scrape(app), "method", "route", "status") == {("DELETE", "/items/{item_id}", "405"): 1}
+    assert requests_by(await scrape(app), "method", "route", "status") == {
+        ("DELETE", "/items/{item_id}", "405"): 1
+    }
 
 
 async def test_ten_thousand_random_paths_leave_the_label_count_bounded() -> None:
@@ -192,7 +194,9 @@ async def test_an_app_that_returns_without_answering_is_counted_as_500() -> None
 
 
 async def test_harden_counts_429_413_and_500_with_the_status_really_sent() -> None:
-    app = hk.harden(starlette_app_plain(), env=False, ratelimit={"default": "3/minute"}, body_limit={"max_body_size": 8})
+    app = hk.harden(
+        starlette_app_plain(), env=False, ratelimit={"default": "3/minute"}, body_limit={"max_body_size": 8}
+    )
     statuses = [(await call(app, "/items/1", client=("10.0.0.1", 1))) for _ in range(4)]
     assert [r.status for r in statuses if r is not None] == [200, 200, 200, 429]
     big = await call(app, "/echo", method="POST", body=b"x" * 64, client=("10.0.0.2", 1))
@@ -200,11 +204,22 @@ async def test_harden_counts_429_413_and_500_with_the_status_really_sent() -> No
     with pytest.raises(RuntimeError):
         await call(app, "/boom", client=("10.0.0.3", 1))
     by = requests_by(await scrape(app), "route", "status")
-    assert by == {("/items/{item_id}", "200"): 3, ("/items/{item_id}", "429"): 1, ("/echo", "413"): 1, ("/boom", "500"): 1}
+    assert by == {
+        ("/items/{item_id}", "200"): 3,
+        ("/items/{item_id}", "429"): 1,
+        ("/echo", "413"): 1,
+        ("/boom", "500"): 1,
+    }
 
 
 def starlette_app_plain() -> Starlette:
-    return Starlette(routes=[Route("/items/{item_id:int}", ok), Route("/echo", echo, methods=["POST"]), Route("/boom", boom)])
+    return Starlette(
+        routes=[
+            Route("/items/{item_id:int}", ok),
+            Route("/echo", echo, methods=["POST"]),
+            Route("/boom", boom),
+        ]
+    )
 
 
 @pytest.mark.parametrize("mode", ["memory", "deny"])
@@ -280,6 +295,10 @@ async def test_slo_latency_thresholds_become_exact_buckets() -> None:
 
 async def test_process_cpu_memory_and_fds_are_exposed() -> None:
     text = await scrape(starlette_app())
-    for name in ("hardenkit_process_cpu_seconds", "hardenkit_process_resident_memory_bytes", "hardenkit_process_open_fds"):
+    for name in (
+        "hardenkit_process_cpu_seconds",
+        "hardenkit_process_resident_memory_bytes",
+        "hardenkit_process_open_fds",
+    ):
         assert list(samples(text, name).values())[0] > 0, name
     assert samples(text, "process_resident_memory_bytes")  # the client's own process collector

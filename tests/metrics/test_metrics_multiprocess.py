@@ -27,7 +27,12 @@ def test_the_test_process_is_not_a_worker() -> None:
 def test_dead_workers_live_gauges_are_removed_and_their_counts_kept(tmp_path: Path) -> None:
     pid = dead_pid()
     mine = os.getpid()
-    for name in (f"gauge_livesum_{pid}.db", f"counter_{pid}.db", f"histogram_{pid}.db", f"gauge_livesum_{mine}.db"):
+    for name in (
+        f"gauge_livesum_{pid}.db",
+        f"counter_{pid}.db",
+        f"histogram_{pid}.db",
+        f"gauge_livesum_{mine}.db",
+    ):
         (tmp_path / name).write_bytes(b"")
     assert mp.clean_dead_workers(tmp_path) == [pid]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -44,7 +49,9 @@ def test_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
-def test_a_user_variable_naming_no_directory_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_user_variable_naming_no_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
     with pytest.raises(ConfigurationError, match="not a directory"):
         mp.prepare("auto", None)
@@ -90,13 +97,14 @@ SCRIPT = """
 def test_a_directory_given_is_used_and_counts_add_up_across_processes(tmp_path: Path) -> None:
     tests = str(Path(__file__).resolve().parents[1])
     directory = tmp_path / "metrics"
-    outputs = [
-        _run(SCRIPT.format(tests=tests, mode="auto", directory=str(directory)), {}) for _ in range(2)
-    ]
+    outputs = [_run(SCRIPT.format(tests=tests, mode="auto", directory=str(directory)), {}) for _ in range(2)]
     assert f"DIR {directory}" in outputs[0]
     assert oct(directory.stat().st_mode & 0o777) == "0o700"
     # The second process read both processes' files: two requests in one scrape.
-    assert 'http_requests_total{method="GET",route="<unmatched>",status="200",status_class="2xx"} 2.0' in outputs[1]
+    assert (
+        'http_requests_total{method="GET",route="<unmatched>",status="200",status_class="2xx"} 2.0'
+        in outputs[1]
+    )
 
 
 def test_forced_multiprocess_uses_a_per_server_directory_and_removes_stale_ones(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from hardenkit.metrics.rules import le_label, rule_groups
 from hardenkit.metrics.slo import parse_duration
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)"
+)
 
 
 def alerts(slo: hk.SLO) -> list[dict[str, Any]]:
@@ -47,7 +49,12 @@ def thresholds(slo: hk.SLO, sli: str = "availability") -> dict[str, float]:
 def test_burn_rates_for_a_30_day_window_are_the_sre_workbooks() -> None:
     window = parse_duration("30d")
     assert [round(burn.burn_rate(window), 9) for burn in BURN_WINDOWS] == [14.4, 6.0, 3.0, 1.0]
-    assert [(burn.long, burn.short) for burn in BURN_WINDOWS] == [("1h", "5m"), ("6h", "30m"), ("1d", "2h"), ("3d", "6h")]
+    assert [(burn.long, burn.short) for burn in BURN_WINDOWS] == [
+        ("1h", "5m"),
+        ("6h", "30m"),
+        ("1d", "2h"),
+        ("3d", "6h"),
+    ]
 
 
 def test_alert_thresholds_for_99_9_percent() -> None:
@@ -107,7 +114,9 @@ def test_a_bad_name_is_refused() -> None:
 
 
 def test_an_slo_from_text_and_from_the_environment() -> None:
-    parsed = hk.SLO.parse("checkout:objective=0.995,latency_ms=250,percentile=0.99,window=7d,routes=/cart|/pay/{id}")
+    parsed = hk.SLO.parse(
+        "checkout:objective=0.995,latency_ms=250,percentile=0.99,window=7d,routes=/cart|/pay/{id}"
+    )
     assert parsed == hk.SLO("checkout", 0.995, 250, 0.99, "7d", ("/cart", "/pay/{id}"))
     assert slos_from_env({"HARDENKIT_SLO_API": "objective=0.999", "OTHER": "x"}) == [hk.SLO("api", 0.999)]
     with pytest.raises(ConfigurationError, match="HARDENKIT_SLO_API"):
@@ -127,7 +136,10 @@ SLOS = [
 
 def test_the_rules_are_well_formed() -> None:
     document = json.loads(prometheus_rules(SLOS, format="json"))
-    metric_names = set(NAMES.values()) | {"http_request_duration_seconds_bucket", "http_request_duration_seconds_count"}
+    metric_names = set(NAMES.values()) | {
+        "http_request_duration_seconds_bucket",
+        "http_request_duration_seconds_count",
+    }
     recorded: set[str] = set()
     for group in document["groups"]:
         assert set(group) == {"name", "rules"} and group["rules"]
@@ -143,7 +155,18 @@ def test_the_rules_are_well_formed() -> None:
                 assert rule["labels"]["severity"] in ("page", "ticket")
             assert set(rule["labels"]) >= {"slo", "sli"}
             for name in re.findall(r"\b([a-z_][a-z0-9_:]*)(?=\{|\[| >| /|$)", expr):
-                if name in ("sum", "rate", "vector", "or", "and", "le", "route", "status_class", "slo", "sli"):
+                if name in (
+                    "sum",
+                    "rate",
+                    "vector",
+                    "or",
+                    "and",
+                    "le",
+                    "route",
+                    "status_class",
+                    "slo",
+                    "sli",
+                ):
                     continue
                 assert name in metric_names or name in recorded, (name, expr)
     assert len([g for g in document["groups"] if g["name"].endswith("-alerts")]) == 2
@@ -151,8 +174,12 @@ def test_the_rules_are_well_formed() -> None:
 
 def test_the_latency_rules_read_the_bucket_prometheus_client_writes() -> None:
     for seconds in (0.1, 0.25, 0.5, 1.0, 2.0, 0.042, 10.0):
-        assert le_label(seconds) == floatToGoString(seconds)
-    exprs = [r["expr"] for g in json.loads(prometheus_rules([SLOS[0]], format="json"))["groups"] for r in g["rules"]]
+        assert le_label(seconds) == floatToGoString(seconds)  # type: ignore[no-untyped-call]
+    exprs = [
+        r["expr"]
+        for g in json.loads(prometheus_rules([SLOS[0]], format="json"))["groups"]
+        for r in g["rules"]
+    ]
     assert any('le="0.1"' in expr for expr in exprs)
 
 
@@ -160,7 +187,9 @@ def test_the_latency_rules_read_the_bucket_prometheus_client_writes() -> None:
 def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
     path = tmp_path / "rules.yml"
     path.write_text(prometheus_rules(SLOS))
-    result = subprocess.run([PROMTOOL or "", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [PROMTOOL or "", "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -174,7 +203,11 @@ def _series(route: str, status: str, per_minute: int, minutes: int) -> dict[str,
 
 
 def _expected(slo: hk.SLO, long_window: str) -> dict[str, Any]:
-    rule = next(r for r in alerts(slo) if r["labels"]["long_window"] == long_window and r["labels"]["sli"] == "availability")
+    rule = next(
+        r
+        for r in alerts(slo)
+        if r["labels"]["long_window"] == long_window and r["labels"]["sli"] == "availability"
+    )
     return {"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}
 
 
@@ -196,7 +229,11 @@ def test_promtool_fires_the_right_alerts_on_synthetic_traffic(tmp_path: Path) ->
                     _series("/other", "500", 1000, 60),
                 ],
                 "alert_rule_test": [
-                    {"eval_time": "10m", "alertname": "PayAvailabilityErrorBudgetBurn", "exp_alerts": [_expected(slo, "1h")]},
+                    {
+                        "eval_time": "10m",
+                        "alertname": "PayAvailabilityErrorBudgetBurn",
+                        "exp_alerts": [_expected(slo, "1h")],
+                    },
                 ],
             },
             {
@@ -204,7 +241,11 @@ def test_promtool_fires_the_right_alerts_on_synthetic_traffic(tmp_path: Path) ->
                 "input_series": [_series("/pay/{id}", "200", 990, 60), _series("/pay/{id}", "500", 10, 60)],
                 "alert_rule_test": [
                     {"eval_time": "10m", "alertname": "PayAvailabilityErrorBudgetBurn", "exp_alerts": []},
-                    {"eval_time": "25m", "alertname": "PayAvailabilityErrorBudgetBurn", "exp_alerts": [_expected(slo, "6h")]},
+                    {
+                        "eval_time": "25m",
+                        "alertname": "PayAvailabilityErrorBudgetBurn",
+                        "exp_alerts": [_expected(slo, "6h")],
+                    },
                 ],
             },
             {
@@ -214,7 +255,12 @@ def test_promtool_fires_the_right_alerts_on_synthetic_traffic(tmp_path: Path) ->
                     {
                         "expr": 'hardenkit_slo:error_budget_remaining:ratio{slo="pay"}',
                         "eval_time": "30m",
-                        "exp_samples": [{"labels": 'hardenkit_slo:error_budget_remaining:ratio{slo="pay",sli="availability"}', "value": 1}],
+                        "exp_samples": [
+                            {
+                                "labels": 'hardenkit_slo:error_budget_remaining:ratio{slo="pay",sli="availability"}',
+                                "value": 1,
+                            }
+                        ],
                     }
                 ],
             },
@@ -222,7 +268,11 @@ def test_promtool_fires_the_right_alerts_on_synthetic_traffic(tmp_path: Path) ->
     }
     (tmp_path / "test.yml").write_text(json.dumps(test))
     result = subprocess.run(
-        [PROMTOOL or "", "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [PROMTOOL or "", "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -261,7 +311,9 @@ def test_slo_rules_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert out.read_text().startswith("groups:\n")
 
 
-def test_slo_dashboard_command_and_slos_from_code(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slo_dashboard_command_and_slos_from_code(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "my_slos.py").write_text("import hardenkit as hk\nSLOS = [hk.SLO('web', objective=0.99)]\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))

@@ -62,7 +62,9 @@ def main(argv: list[str]) -> int:
         help="name:objective=0.999,latency_ms=100,percentile=0.95,window=30d,routes=/a|/b/{id}",
     )
     parser.add_argument("--from", dest="sources", action="append", default=[], metavar="MODULE:ATTR")
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml", help="rules only (default yaml)")
+    parser.add_argument(
+        "--format", choices=("yaml", "json"), default="yaml", help="rules only (default yaml)"
+    )
     parser.add_argument("--title", default="hardenkit service", help="dashboard title")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     args = parser.parse_args(argv)

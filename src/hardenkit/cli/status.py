@@ -26,7 +26,9 @@ def main(argv: list[str]) -> int:
         "rate-limit rejections, SLO budget left. The token comes from --token or HARDENKIT_METRICS_TOKEN.",
     )
     parser.add_argument("url", help="the service's metrics URL, e.g. http://127.0.0.1:8000/metrics")
-    parser.add_argument("--interval", type=float, default=5.0, help="seconds between the two reads (default 5)")
+    parser.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between the two reads (default 5)"
+    )
     parser.add_argument("--token", default=None, help="bearer token for /metrics")
     parser.add_argument("--slo", action="append", default=[], metavar="SPEC", help="as for hardenkit slo")
     parser.add_argument("--from", dest="sources", action="append", default=[], metavar="MODULE:ATTR")

@@ -42,7 +42,7 @@ def _networks(values: Iterable[str], *, option: str) -> tuple[Network, ...]:
     for value in values:
         try:
             found.append(ipaddress.ip_network(value, strict=False))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # noqa: PERF203 - configuration time, once
             raise ConfigurationError(
                 f"{option}: {value!r} is not an address or network; write e.g. '10.0.0.0/8' or '127.0.0.1'"
             ) from None

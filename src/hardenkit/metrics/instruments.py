@@ -76,14 +76,14 @@ class Instruments:
 
             # In multiprocess mode values live in files; the serving registry reads all of them.
             self.registry = registry or CollectorRegistry(auto_describe=True)
-            multiprocess.MultiProcessCollector(self.registry, path=str(multiprocess_dir))
+            multiprocess.MultiProcessCollector(self.registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
             target: CollectorRegistry | None = None
         else:
             self.registry = registry or CollectorRegistry(auto_describe=True)
             target = self.registry
             if include_default_registry and registry is None:
                 # The user's own metrics and the client's process/platform/GC collectors.
-                self.registry.register(_Proxy(REGISTRY))  # type: ignore[arg-type]
+                self.registry.register(_Proxy(REGISTRY))
         self.requests = Counter(
             "http_requests",
             "HTTP requests answered, by method, route template and status.",
@@ -105,10 +105,16 @@ class Instruments:
             multiprocess_mode="livesum",
         )
         self.request_size = Summary(
-            "http_request_size_bytes", "Request body bytes received, by route template.", ["route"], registry=target
+            "http_request_size_bytes",
+            "Request body bytes received, by route template.",
+            ["route"],
+            registry=target,
         )
         self.response_size = Summary(
-            "http_response_size_bytes", "Response body bytes sent, by route template.", ["route"], registry=target
+            "http_response_size_bytes",
+            "Response body bytes sent, by route template.",
+            ["route"],
+            registry=target,
         )
         self.ratelimit = Counter(
             "hardenkit_ratelimit_decisions",
@@ -123,13 +129,22 @@ class Instruments:
             registry=target,
         )
         self.probes = Counter(
-            "hardenkit_health_probes", "Health probe answers by probe and status.", ["probe", "status"], registry=target
+            "hardenkit_health_probes",
+            "Health probe answers by probe and status.",
+            ["probe", "status"],
+            registry=target,
         )
         self.checks = Counter(
-            "hardenkit_health_checks", "Health check results by check and status.", ["check", "status"], registry=target
+            "hardenkit_health_checks",
+            "Health check results by check and status.",
+            ["check", "status"],
+            registry=target,
         )
         self.scrapes = Counter(
-            "hardenkit_metrics_scrapes", "Requests for the metrics, served or refused.", ["result"], registry=target
+            "hardenkit_metrics_scrapes",
+            "Requests for the metrics, served or refused.",
+            ["result"],
+            registry=target,
         )
         self.cpu = Gauge(
             "hardenkit_process_cpu_seconds",

@@ -145,7 +145,7 @@ def _match_routes(routes: Sequence[Any], scope: Mapping[str, Any], root_path: st
         for route in routes:
             try:
                 match, updates = route.matches(child)
-            except Exception:  # noqa: PERF203 - a route that cannot match this scope
+            except Exception:
                 continue
             path_format = getattr(route, "path_format", None)
             if not isinstance(path_format, str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .._core.config import EnvParser, env_bool, env_int, env_list, env_optional, env_str
@@ -94,7 +94,11 @@ class MetricsMiddleware:
             raise ConfigurationError(f"port: expected a TCP port (1-65535) or None, got {port!r}")
         self.port = port
         self.host = host
-        if isinstance(max_route_labels, bool) or not isinstance(max_route_labels, int) or max_route_labels < 1:
+        if (
+            isinstance(max_route_labels, bool)
+            or not isinstance(max_route_labels, int)
+            or max_route_labels < 1
+        ):
             raise ConfigurationError(
                 f"max_route_labels: expected a whole number >= 1 (e.g. 250), got {max_route_labels!r}"
             )
@@ -230,7 +234,9 @@ class MetricsMiddleware:
             raise
         except BaseException:
             # Cancelled: the server gave up on a vanished client.
-            self._record(scope, root_path, app, method, status if ended else CLIENT_CLOSED, start, received, sent)
+            self._record(
+                scope, root_path, app, method, status if ended else CLIENT_CLOSED, start, received, sent
+            )
             raise
         finally:
             in_flight.dec()
@@ -386,4 +392,3 @@ def _buckets(buckets: Sequence[float] | None, slos: Sequence[SLO]) -> tuple[floa
     # Each SLO's latency threshold is a bucket bound, so "faster than 100 ms" is counted exactly.
     chosen += [slo.latency_seconds for slo in slos if slo.latency_seconds is not None]
     return tuple(sorted(set(chosen)))
-

@@ -118,7 +118,7 @@ def prepare(mode: bool | str, directory: str | None) -> Path | None:
     # prometheus_client chose its value class when it was imported: if that was before the
     # variable existed (the user's own metrics module), switch it now, before our metrics exist.
     if not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue()
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     clean_dead_workers(chosen)
     return chosen
 
@@ -137,7 +137,7 @@ def clean_dead_workers(directory: Path) -> list[int]:
                     dead.add(pid)
     for pid in sorted(dead):
         try:
-            multiprocess.mark_process_dead(pid, str(directory))
+            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
         except OSError:  # noqa: PERF203
             logger.warning("could not remove the metrics files of dead worker %s", pid, exc_info=True)
     return sorted(dead)

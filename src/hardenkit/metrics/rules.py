@@ -65,7 +65,7 @@ def bad_and_total(slo: SLO, objective: Objective, window: str) -> tuple[str, str
     """PromQL for the rate of bad requests and of all requests over ``window``."""
     routes = _route_matcher(slo.routes)
     if objective.sli == "availability":
-        bad = f'sum(rate({_REQUESTS}{_selector(routes, "status_class=" + chr(34) + "5xx" + chr(34))}[{window}]))'
+        bad = f"sum(rate({_REQUESTS}{_selector(routes, 'status_class=' + chr(34) + '5xx' + chr(34))}[{window}]))"
         total = f"sum(rate({_REQUESTS}{_selector(routes)}[{window}]))"
         return bad, total
     assert slo.latency_seconds is not None
@@ -114,14 +114,14 @@ def recording_rules(slo: SLO) -> list[dict[str, Any]]:
             # "or vector(0)": no bad series yet means a ratio of 0, not no data.
             expr = f"({bad} or vector(0)) / {total}"
             rules.append({"record": f"{ERROR_RATIO}{window}", "expr": expr, "labels": labels})
-        for burn in BURN_WINDOWS:
-            rules.append(
-                {
-                    "record": f"{BURN_RATE}{burn.long}",
-                    "expr": f"{ERROR_RATIO}{burn.long}{matcher} / {threshold_text(objective.budget)}",
-                    "labels": labels,
-                }
-            )
+        rules.extend(
+            {
+                "record": f"{BURN_RATE}{burn.long}",
+                "expr": f"{ERROR_RATIO}{burn.long}{matcher} / {threshold_text(objective.budget)}",
+                "labels": labels,
+            }
+            for burn in BURN_WINDOWS
+        )
         rules.append(
             {
                 "record": BUDGET_REMAINING,
@@ -129,7 +129,9 @@ def recording_rules(slo: SLO) -> list[dict[str, Any]]:
                 "labels": labels,
             }
         )
-        rules.append({"record": OBJECTIVE, "expr": f"vector({threshold_text(objective.target)})", "labels": labels})
+        rules.append(
+            {"record": OBJECTIVE, "expr": f"vector({threshold_text(objective.target)})", "labels": labels}
+        )
     return rules
 
 
@@ -141,10 +143,12 @@ def alert_rules(slo: SLO) -> list[dict[str, Any]]:
         for burn in BURN_WINDOWS:
             rate = burn.burn_rate(slo.window_seconds)
             limit = threshold_text(objective.threshold(burn, slo.window_seconds))
-            expr = (
-                f"{ERROR_RATIO}{burn.long}{matcher} > {limit}\nand\n{ERROR_RATIO}{burn.short}{matcher} > {limit}"
+            expr = f"{ERROR_RATIO}{burn.long}{matcher} > {limit}\nand\n{ERROR_RATIO}{burn.short}{matcher} > {limit}"
+            what = (
+                "requests failed"
+                if objective.sli == "availability"
+                else "requests were slower than the objective"
             )
-            what = "requests failed" if objective.sli == "availability" else "requests were slower than the objective"
             rules.append(
                 {
                     "alert": name,

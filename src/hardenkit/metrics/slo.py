@@ -130,7 +130,9 @@ class SLO:
             or not isinstance(self.latency_ms, (int, float))
             or not 0 < self.latency_ms < 3_600_000
         ):
-            raise ConfigurationError(f"SLO {self.name}: latency_ms={self.latency_ms!r}: write milliseconds > 0")
+            raise ConfigurationError(
+                f"SLO {self.name}: latency_ms={self.latency_ms!r}: write milliseconds > 0"
+            )
         if self.objective is None and self.latency_ms is None:
             raise ConfigurationError(f"SLO {self.name}: give objective=, latency_ms= or both")
         parse_duration(self.window)

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from ..errors import ConfigurationError
 from .slo import SLO
 
-__all__ = ["Snapshot", "Summary", "fetch_exposition", "format_summary", "parse_exposition", "quantile", "summarize"]
+__all__ = [
+    "Snapshot",
+    "Summary",
+    "fetch_exposition",
+    "format_summary",
+    "parse_exposition",
+    "quantile",
+    "summarize",
+]
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*')
@@ -63,11 +71,13 @@ def parse_exposition(text: str) -> Snapshot:
 def fetch_exposition(url: str, *, token: str | None = None, timeout: float = 5.0) -> str:
     """GET ``url`` (http or https) and return the text exposition."""
     if not url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"status: {url!r} is not an http(s) URL; write e.g. http://127.0.0.1:8000/metrics")
+        raise ConfigurationError(
+            f"status: {url!r} is not an http(s) URL; write e.g. http://127.0.0.1:8000/metrics"
+        )
     request = urllib.request.Request(url, headers={"Accept": "text/plain; version=0.0.4"})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         body: bytes = response.read(_MAX_BYTES)
     return body.decode("utf-8", errors="replace")
 
@@ -164,7 +174,13 @@ def summarize(before: Snapshot, after: Snapshot, seconds: float, slos: Iterable[
         limited = sum(v for r in requests.values() for k, v in r.items() if dict(k).get("status") == "429")
     in_flight = sum(after.series("http_requests_in_flight").values())
     return Summary(
-        seconds, total / seconds, bad / total if total else None, limited / seconds, in_flight, lines, _budgets(after, slos)
+        seconds,
+        total / seconds,
+        bad / total if total else None,
+        limited / seconds,
+        in_flight,
+        lines,
+        _budgets(after, slos),
     )
 
 
@@ -181,7 +197,9 @@ def _budgets(after: Snapshot, slos: Iterable[SLO]) -> list[tuple[str, str, float
         for objective in slo.objectives:
             if objective.sli == "availability":
                 total = sum(v for k, v in requests.items() if chosen(k))
-                bad = sum(v for k, v in requests.items() if chosen(k) and dict(k).get("status_class") == "5xx")
+                bad = sum(
+                    v for k, v in requests.items() if chosen(k) and dict(k).get("status_class") == "5xx"
+                )
             else:
                 assert slo.latency_seconds is not None
                 counts = {k: v for k, v in buckets.items() if chosen(k)}
@@ -223,13 +241,15 @@ def format_summary(summary: Summary, *, url: str = "") -> str:
     ]
     width = max([len("route"), *(len(line.route) for line in summary.routes)])
     out.append(f"{'route':<{width}}  {'req/s':>8}  {'5xx':>7}  {'p50 ms':>8}  {'p95 ms':>8}  {'p99 ms':>8}")
-    for line in summary.routes:
-        out.append(
-            f"{line.route:<{width}}  {line.rate:>8.2f}  {_pct(line.error_ratio):>7}  "
-            f"{_ms(line.p50):>8}  {_ms(line.p95):>8}  {_ms(line.p99):>8}"
-        )
+    out.extend(
+        f"{line.route:<{width}}  {line.rate:>8.2f}  {_pct(line.error_ratio):>7}  "
+        f"{_ms(line.p50):>8}  {_ms(line.p95):>8}  {_ms(line.p99):>8}"
+        for line in summary.routes
+    )
     if summary.budgets:
         out += ["", "SLO error budget left (since the counters started):"]
-        for name, sli, target, left in summary.budgets:
-            out.append(f"  {name} {sli} (objective {target * 100:g}%): {_pct(left)}")
+        out.extend(
+            f"  {name} {sli} (objective {target * 100:g}%): {_pct(left)}"
+            for name, sli, target, left in summary.budgets
+        )
     return "\n".join(out) + "\n"
