@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 import hardenkit as hk
 from hardenkit.metrics.labels import OVERFLOW, UNMATCHED
-from support import free_port
+from support import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -239,6 +239,27 @@ async def test_429_and_503_while_the_redis_storage_is_down_are_counted(mode: str
     assert statuses == expected
     by = requests_by(await scrape(app), "status")
     assert by == {(str(s),): float(statuses.count(s)) for s in set(statuses)}
+
+
+@pytest.mark.redis
+async def test_429_from_the_memory_fallback_after_a_real_redis_goes_down_is_counted(
+    redis_server: RedisServer,
+) -> None:
+    app = hk.harden(
+        starlette_app_plain(),
+        env=False,
+        ratelimit={"default": "2/minute", "storage": redis_server.url, "on_storage_error": "memory"},
+    )
+    first = await call(app, "/items/1", client=("10.0.0.1", 1))
+    redis_server.stop()
+    after = [await call(app, "/items/1", client=("10.0.0.1", 1)) for _ in range(3)]
+    statuses = [r.status for r in (first, *after) if r is not None]
+    # Redis counted one; the fallback counts from zero: two more pass, then 429.
+    assert statuses == [200, 200, 200, 429]
+    assert requests_by(await scrape(app), "route", "status") == {
+        ("/items/{item_id}", "200"): 3,
+        ("/items/{item_id}", "429"): 1,
+    }
 
 
 # -- what is not traffic -----------------------------------------------------------------------

@@ -10,7 +10,8 @@
 Modules: ``middleware`` (MetricsMiddleware), ``labels`` (route templates, label caps),
 ``access`` (who may read /metrics), ``instruments`` (the metric families),
 ``multiprocess`` (uvicorn/gunicorn workers), ``slo`` (SLO, burn-rate arithmetic),
-``rules`` (Prometheus rules), ``dashboard`` (Grafana), ``summary`` (``hardenkit status``).
+``rules`` (Prometheus rules), ``dashboard`` (Grafana), ``summary`` (``hardenkit status``),
+``otel`` (OpenTelemetry export).
 Imports the shared core and the standard library; prometheus_client, starlette and anyio
 only when a middleware is built or a scrape is served, so importing this package is cheap.
 """

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .._core.kit import Wiring
     from .instruments import Instruments
+    from .otel import OtelInstruments
     from .slo import SLO
 
 __all__ = ["MetricsMiddleware"]
@@ -50,6 +51,7 @@ class MetricsMiddleware:
     ``allow`` (default: loopback and private ranges) or bearing ``token``, with
     content negotiation for OpenMetrics; anyone else gets a 403 problem+json.
     ``port`` serves the metrics on a separate port of ``host`` (127.0.0.1) instead.
+    ``otel=True`` (or a MeterProvider) also records through OpenTelemetry.
     Under ``uvicorn --workers N`` or gunicorn, multiprocess mode is set up by itself
     (``multiprocess="auto"``): one scrape returns the whole service's counts.
     """
@@ -85,6 +87,7 @@ class MetricsMiddleware:
         multiprocess_dir: str | None = None,
         registry: CollectorRegistry | None = None,
         include_default_registry: bool = True,
+        otel: Any = False,
         kit: Wiring | None = None,
     ) -> None:
         self.app = app
@@ -126,8 +129,21 @@ class MetricsMiddleware:
             include_default_registry=include_default_registry,
         )
         self.registry = self.instruments.registry
+        self.otel: OtelInstruments | None = None
+        if otel is not False and otel is not None:
+            if otel is not True and not hasattr(otel, "get_meter"):
+                raise ConfigurationError(
+                    "otel: write True (the global MeterProvider) or an opentelemetry MeterProvider"
+                )
+            try:
+                from .otel import OtelInstruments
+            except ImportError:  # pragma: no cover - the API is installed in the test environment
+                raise ConfigurationError(
+                    "otel= needs the OpenTelemetry API; install it: pip install 'hardenkit[otel]'"
+                ) from None
+            self.otel = OtelInstruments(otel, buckets=chosen_buckets)
         # Children per label tuple: prometheus_client's .labels() validates on every call.
-        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any, Any, Any]] = {}
         self._in_flight: dict[str, Any] = {}
         self._port_server: Any = None
         self._port_tried = False
@@ -151,24 +167,33 @@ class MetricsMiddleware:
     # -- events from other components ----------------------------------------------------
     def _on_decision(self, fields: dict[str, str]) -> None:
         labels = self.instruments.label
-        self.instruments.ratelimit.labels(
-            labels("policy", fields.get("policy", "")), labels("result", fields.get("result", ""))
-        ).inc()
+        policy, result = (
+            labels("policy", fields.get("policy", "")),
+            labels("result", fields.get("result", "")),
+        )
+        self.instruments.ratelimit.labels(policy, result).inc()
+        if self.otel is not None:
+            self.otel.event("ratelimit", {"policy": policy, "result": result})
 
     def _on_fallback(self, fields: dict[str, str]) -> None:
-        self.instruments.fallbacks.labels(self.instruments.label("mode", fields.get("mode", ""))).inc()
+        mode = self.instruments.label("mode", fields.get("mode", ""))
+        self.instruments.fallbacks.labels(mode).inc()
+        if self.otel is not None:
+            self.otel.event("fallbacks", {"mode": mode})
 
     def _on_probe(self, fields: dict[str, str]) -> None:
         labels = self.instruments.label
-        self.instruments.probes.labels(
-            labels("probe", fields.get("probe", "")), labels("result", fields.get("status", ""))
-        ).inc()
+        probe, status = labels("probe", fields.get("probe", "")), labels("result", fields.get("status", ""))
+        self.instruments.probes.labels(probe, status).inc()
+        if self.otel is not None:
+            self.otel.event("probes", {"probe": probe, "status": status})
 
     def _on_check(self, fields: dict[str, str]) -> None:
         labels = self.instruments.label
-        self.instruments.checks.labels(
-            labels("check", fields.get("check", "")), labels("result", fields.get("status", ""))
-        ).inc()
+        check, status = labels("check", fields.get("check", "")), labels("result", fields.get("status", ""))
+        self.instruments.checks.labels(check, status).inc()
+        if self.otel is not None:
+            self.otel.event("checks", {"check": check, "status": status})
 
     # -- requests ---------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -225,7 +250,10 @@ class MetricsMiddleware:
                 gone = True
                 raise
 
+        otel = self.otel
         in_flight.inc()
+        if otel is not None:
+            otel.in_flight(method, 1)
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
         except Exception:
@@ -240,6 +268,8 @@ class MetricsMiddleware:
             raise
         finally:
             in_flight.dec()
+            if otel is not None:
+                otel.in_flight(method, -1)
         if not ended and (gone or not status):
             status = CLIENT_CLOSED if gone else 500
         self._record(scope, root_path, app, method, status, start, received, sent)
@@ -270,13 +300,15 @@ class MetricsMiddleware:
             series[1].observe(now - start)
             series[2].observe(received)
             series[3].observe(sent)
+            if self.otel is not None:
+                self.otel.request(series[4], now - start, received, sent)
             if now >= self.instruments.next_process_refresh:
                 self.instruments.refresh_process()
         except Exception:
             # Metrics must never break the request they describe.
             logger.exception("could not record the request's metrics")
 
-    def _series_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, Any]:
+    def _series_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, Any, Any]:
         method, route, status = key
         code, status_class = status_label(status)
         ins = self.instruments
@@ -285,6 +317,7 @@ class MetricsMiddleware:
             ins.duration.labels(route),
             ins.request_size.labels(route),
             ins.response_size.labels(route),
+            None if self.otel is None else self.otel.attributes(method, route, code),
         )
         self._series[key] = series
         return series
