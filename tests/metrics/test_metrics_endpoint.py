@@ -349,3 +349,30 @@ def test_a_separate_port_serves_the_metrics_and_the_app_path_is_free(tmp_path: P
             body = response.read().decode()
     assert "http_requests_total" in body
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None
+
+
+def test_a_standalone_middleware_serves_its_port_for_the_lifespan_and_a_busy_port_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+    import urllib.request
+
+    from starlette.testclient import TestClient
+
+    from support import free_port
+
+    port = free_port()
+    app = Starlette(routes=[Route("/", ok)])
+    app.add_middleware(hk.MetricsMiddleware, port=port)
+    with TestClient(app) as client:
+        client.get("/")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert b"http_requests_total" in response.read()
+    with socket.create_server(("127.0.0.1", 0)) as busy, caplog.at_level("INFO", logger="hardenkit.metrics"):
+        taken = busy.getsockname()[1]
+        other = Starlette(routes=[Route("/", ok)])
+        other.add_middleware(hk.MetricsMiddleware, port=taken)
+        with TestClient(other) as client:
+            # Another worker holds the port: this one serves the app and says why it has no port.
+            assert client.get("/").status_code == 200
+    assert any("not bound by this process" in r.getMessage() for r in caplog.records)

@@ -109,6 +109,10 @@ class MetricsMiddleware:
             raise ConfigurationError("route_template: expected a callable taking the ASGI scope, or None")
         if multiprocess not in (True, False, "auto"):
             raise ConfigurationError(f"multiprocess: write True, False or 'auto', got {multiprocess!r}")
+        if otel is not False and otel is not None and otel is not True and not hasattr(otel, "get_meter"):
+            raise ConfigurationError(
+                "otel: write True (the global MeterProvider) or an opentelemetry MeterProvider"
+            )
         self.slos = tuple(_check_slos(slos))
         chosen_buckets = _buckets(buckets, self.slos)
         self.routes = RouteTemplates(resolver=route_template)
@@ -131,10 +135,6 @@ class MetricsMiddleware:
         self.registry = self.instruments.registry
         self.otel: OtelInstruments | None = None
         if otel is not False and otel is not None:
-            if otel is not True and not hasattr(otel, "get_meter"):
-                raise ConfigurationError(
-                    "otel: write True (the global MeterProvider) or an opentelemetry MeterProvider"
-                )
             try:
                 from .otel import OtelInstruments
             except ImportError:  # pragma: no cover - the API is installed in the test environment
@@ -197,6 +197,10 @@ class MetricsMiddleware:
 
     # -- requests ---------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.port is not None and self.kit is None and scope["type"] == "lifespan":
+            # Standalone (no kit to run hooks): the port lives as long as the app's lifespan.
+            await self.app(scope, self._lifespan_receive(receive), send)
+            return
         if self.port is not None and not self._port_tried and self.kit is None:
             self._start_port()
         if scope["type"] != "http":
@@ -385,6 +389,17 @@ class MetricsMiddleware:
             logger.info("metrics port %s:%s not bound by this process (%s)", self.host, self.port, exc)
             return
         self._port_server = server
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._start_port()
+            elif message["type"] == "lifespan.shutdown":
+                self._stop_port()
+            return message
+
+        return wrapped
 
     def _stop_port(self) -> None:
         server, self._port_server = self._port_server, None
