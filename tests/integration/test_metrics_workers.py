@@ -111,8 +111,10 @@ def test_one_scrape_returns_every_workers_counts_and_survives_a_worker_restart(t
             return not (service / f"gauge_livesum_{victim}.db").exists()
 
         assert _wait(cleaned), sorted(p.name for p in service.iterdir())
-        # The killed worker's counts survive: its counter file stays, so the totals stay exact.
-        assert (service / f"counter_{victim}.db").exists()
+        # Every file of the killed worker is gone; its counts live on in the archives.
+        assert not [p.name for p in service.iterdir() if f"_{victim}." in p.name]
+        assert (service / "counter_archive.db").exists()
+        assert _totals(port) == dict(expected)
         more, _ = _send(port, 5)
         expected += more
         assert _totals(port) == dict(expected)

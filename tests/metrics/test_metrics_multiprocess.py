@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from hardenkit.errors import ConfigurationError
 from hardenkit.metrics import multiprocess as mp
@@ -24,20 +26,62 @@ def test_the_test_process_is_not_a_worker() -> None:
     assert not mp.is_worker()
 
 
-def test_dead_workers_live_gauges_are_removed_and_their_counts_kept(tmp_path: Path) -> None:
+KEY = mmap_key("http_requests_total", "http_requests_total", ["route"], ["/a"], "doc")
+
+
+def write(path: Path, value: float) -> None:
+    values = MmapedDict(str(path))  # type: ignore[no-untyped-call]
+    values.write_value(KEY, value, 0.0)  # type: ignore[no-untyped-call]
+    values.close()  # type: ignore[no-untyped-call]
+
+
+def read(path: Path) -> dict[str, float]:
+    return {key: value for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))}  # type: ignore[no-untyped-call]
+
+
+def test_dead_workers_files_are_cleaned_and_their_counts_kept_in_the_archive(tmp_path: Path) -> None:
     pid = dead_pid()
     mine = os.getpid()
-    for name in (
-        f"gauge_livesum_{pid}.db",
-        f"counter_{pid}.db",
-        f"histogram_{pid}.db",
-        f"gauge_livesum_{mine}.db",
-    ):
-        (tmp_path / name).write_bytes(b"")
+    write(tmp_path / f"counter_{pid}.db", 3.0)
+    write(tmp_path / "counter_archive.db", 2.0)
+    write(tmp_path / f"counter_{mine}.db", 7.0)
+    write(tmp_path / f"histogram_{pid}.db", 1.0)
+    write(tmp_path / f"gauge_livesum_{pid}.db", 4.0)
+    write(tmp_path / f"gauge_livesum_{mine}.db", 1.0)
     assert mp.clean_dead_workers(tmp_path) == [pid]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [f"counter_{pid}.db", f"histogram_{pid}.db", f"gauge_livesum_{mine}.db"]
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(
+        ["counter_archive.db", "histogram_archive.db", f"counter_{mine}.db", f"gauge_livesum_{mine}.db"]
     )
+    assert read(tmp_path / "counter_archive.db") == {KEY: 5.0}
+    assert read(tmp_path / "histogram_archive.db") == {KEY: 1.0}
+    assert read(tmp_path / f"counter_{mine}.db") == {KEY: 7.0}
+
+
+def test_a_file_left_aside_by_a_crash_is_merged_once(tmp_path: Path) -> None:
+    # Set aside after the archive was written: not merged yet.
+    write(tmp_path / "counter_archive.db", 2.0)
+    time.sleep(0.01)
+    write(tmp_path / "counter_1.db.merging", 3.0)
+    mp.clean_dead_workers(tmp_path)
+    assert read(tmp_path / "counter_archive.db") == {KEY: 5.0}
+    assert not list(tmp_path.glob("*.merging"))
+    # Set aside before the archive was replaced: its counts are in the archive already.
+    write(tmp_path / "counter_2.db.merging", 3.0)
+    time.sleep(0.01)
+    write(tmp_path / "counter_archive.db", 8.0)
+    mp.clean_dead_workers(tmp_path)
+    assert read(tmp_path / "counter_archive.db") == {KEY: 8.0}
+    assert not list(tmp_path.glob("*.merging"))
+
+
+def test_merging_waits_for_a_scrape_in_progress(tmp_path: Path) -> None:
+    pid = dead_pid()
+    write(tmp_path / f"counter_{pid}.db", 3.0)
+    with mp.scrape_lock(tmp_path, timeout=1):
+        mp.clean_dead_workers(tmp_path)  # another holder: nothing merged now
+        assert (tmp_path / f"counter_{pid}.db").exists()
+    mp.clean_dead_workers(tmp_path)
+    assert read(tmp_path / "counter_archive.db") == {KEY: 3.0}
 
 
 def test_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ logger = logging.getLogger("hardenkit.metrics")
 # The status counted for a request whose client went away before its response ended
 # (nginx's convention; no server sends it).
 CLIENT_CLOSED = 499
+# Merging takes milliseconds; a lock held longer belongs to a stuck process.
+_SCRAPE_LOCK_TIMEOUT = 5.0
 
 
 class MetricsMiddleware:
@@ -368,12 +370,20 @@ class MetricsMiddleware:
         from prometheus_client.exposition import choose_encoder
 
         self.instruments.refresh_process()
-        if self.multiprocess_dir is not None:
-            from . import multiprocess as mp
-
-            mp.clean_dead_workers(self.multiprocess_dir)
         encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        if self.multiprocess_dir is None:
+            return encoder(self.registry), content_type
+        from ..errors import LockTimeout
+        from . import multiprocess as mp
+
+        try:
+            # Merging dead workers' files and reading them never overlap.
+            with mp.scrape_lock(self.multiprocess_dir, timeout=_SCRAPE_LOCK_TIMEOUT):
+                mp.clean_dead_workers(self.multiprocess_dir, locked=True)
+                return encoder(self.registry), content_type
+        except LockTimeout:
+            logger.warning("metrics directory lock busy for %ss; reading without it", _SCRAPE_LOCK_TIMEOUT)
+            return encoder(self.registry), content_type
 
     # -- a separate port --------------------------------------------------------------------
     def _start_port(self) -> None:

@@ -12,9 +12,16 @@ per service, and cleaning it; here:
   ``<tmp>/hardenkit-metrics-<uid>-<server pid>``: shared by the workers of one server,
   fresh for each server start, owner-only (0700). Directories of servers that are
   gone are removed when a new one starts;
-* the live-gauge files (requests in flight, process memory) of dead workers are removed,
-  so a killed worker's in-flight requests stop showing; counter and histogram files stay,
-  so the service's totals survive a worker restart.
+* the files of dead workers are cleaned: their live gauges (requests in flight, process
+  memory) are removed, so a killed worker's in-flight requests stop showing; their
+  counters, histograms and summaries are merged into one archive file per type, so the
+  service's totals survive worker restarts and the directory does not grow with them.
+
+Merging and scraping exclude each other (a file lock in the directory), so no scrape
+sees a dead worker's counts twice or not at all (a counter that dips looks like a reset
+to Prometheus and spikes every rate). A dead worker's file is renamed aside, its values
+are added to a new archive that replaces the old one, then it is deleted; a file left
+aside by a crash is merged again only if the archive predates it.
 """
 
 from __future__ import annotations
@@ -29,16 +36,20 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["clean_dead_workers", "is_worker", "pid_alive", "prepare", "service_dir"]
+__all__ = ["clean_dead_workers", "is_worker", "pid_alive", "prepare", "scrape_lock", "service_dir"]
 
 logger = logging.getLogger("hardenkit.metrics")
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "hardenkit-metrics-"
 _FILE_PID = re.compile(r"^[a-z]+(?:_[a-z]+)?_(\d+)\.db$")
+# The types MultiProcessCollector sums over processes: safe to add up into one archive.
+_SUMMED = re.compile(r"^(counter|histogram|summary)_(\d+)\.db$")
+_ASIDE = ".merging"
 
 
 def is_worker() -> bool:
@@ -123,21 +134,86 @@ def prepare(mode: bool | str, directory: str | None) -> Path | None:
     return chosen
 
 
-def clean_dead_workers(directory: Path) -> list[int]:
-    """Remove the live-gauge files of dead workers; returns their pids."""
+def scrape_lock(directory: Path, *, timeout: float) -> Any:
+    """The lock that merging and scraping share (``hardenkit.lock.FileLock``)."""
+    from ..lock import FileLock
+
+    return FileLock(directory / "compaction.lock", timeout=timeout)
+
+
+def clean_dead_workers(directory: Path, *, locked: bool = False) -> list[int]:
+    """Remove dead workers' live gauges and merge their counts into the archives; returns their pids."""
     from prometheus_client import multiprocess
 
     dead: set[int] = set()
     with contextlib.suppress(OSError):
         for entry in directory.iterdir():
             match = _FILE_PID.match(entry.name)
-            if match and entry.name.startswith("gauge_live"):
+            if match and (entry.name.startswith("gauge_live") or _SUMMED.match(entry.name)):
                 pid = int(match.group(1))
-                if pid not in dead and not pid_alive(pid):
+                if pid not in dead and pid != os.getpid() and not pid_alive(pid):
                     dead.add(pid)
     for pid in sorted(dead):
         try:
             multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
         except OSError:  # noqa: PERF203
             logger.warning("could not remove the metrics files of dead worker %s", pid, exc_info=True)
+    if dead or any(directory.glob(f"*{_ASIDE}")):
+        if locked:
+            _compact(directory, dead)
+        else:
+            from ..errors import LockTimeout
+
+            try:
+                with scrape_lock(directory, timeout=0):
+                    _compact(directory, dead)
+            except LockTimeout:
+                pass  # a scrape or another worker holds it: the next scrape merges them
     return sorted(dead)
+
+
+def _compact(directory: Path, dead: set[int]) -> None:
+    """Merge the counter/histogram/summary files of the ``dead`` pids into per-type archives."""
+    try:
+        for typ in ("counter", "histogram", "summary"):
+            _compact_type(directory, typ, dead)
+    except OSError:
+        logger.warning("could not merge dead workers' metrics files in %s", directory, exc_info=True)
+
+
+def _compact_type(directory: Path, typ: str, dead: set[int]) -> None:
+    from prometheus_client.mmap_dict import MmapedDict
+
+    archive = directory / f"{typ}_archive.db"
+    archived_at = archive.stat().st_mtime_ns if archive.exists() else -1
+    aside: list[Path] = []
+    for leftover in sorted(directory.glob(f"{typ}_*.db{_ASIDE}")):
+        # Left by a crash: merged already if the archive was replaced after it was set aside.
+        if archived_at >= leftover.stat().st_ctime_ns:
+            leftover.unlink()
+        else:
+            aside.append(leftover)
+    for pid in sorted(dead):
+        source = directory / f"{typ}_{pid}.db"
+        if source.exists():
+            moved = source.with_name(source.name + _ASIDE)
+            source.rename(moved)
+            aside.append(moved)
+    if not aside:
+        return
+    totals: dict[str, float] = {}
+    for path in ([archive] if archive.exists() else []) + aside:
+        for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(path)):  # type: ignore[no-untyped-call]
+            totals[key] = totals.get(key, 0.0) + value
+    fresh = directory / f".{typ}_archive.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        fresh.unlink()
+    merged = MmapedDict(str(fresh))  # type: ignore[no-untyped-call]
+    try:
+        for key, value in totals.items():
+            merged.write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
+    finally:
+        merged.close()  # type: ignore[no-untyped-call]
+    os.replace(fresh, archive)
+    for path in aside:
+        path.unlink()
