@@ -119,6 +119,25 @@ async def test_the_exposition_parses_with_prometheus_clients_own_parser() -> Non
     assert samples(text, "http_requests_total")
 
 
+async def test_the_default_registry_is_served_without_families_named_like_ours() -> None:
+    from prometheus_client import REGISTRY, Counter
+
+    theirs = Counter("http_requests", "another library's counter", ["handler"])
+    mine = Counter("app_logins", "the user's own metric")
+    try:
+        theirs.labels("/").inc()
+        mine.inc()
+        app = app_with()
+        await call(app, "/")
+        text = await scrape(app)
+        assert text.count("# TYPE http_requests_total counter") == 1
+        assert samples(text, "app_logins_total") == {(): 1.0}
+        assert samples(text, "process_resident_memory_bytes")
+    finally:
+        REGISTRY.unregister(theirs)
+        REGISTRY.unregister(mine)
+
+
 async def test_openmetrics_is_served_when_asked_for() -> None:
     app = app_with()
     await call(app, "/")

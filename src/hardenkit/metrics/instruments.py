@@ -50,13 +50,18 @@ _PROCESS_REFRESH = 5.0
 
 
 class _Proxy:
-    """Serves another registry's collectors through ours (the user's metrics, the process collector)."""
+    """Serves another registry's collectors through ours (the user's metrics, the process collector).
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    Families named like ours are left out: two ``http_requests`` families in one
+    exposition (another instrumentation library still installed) is invalid for Prometheus.
+    """
+
+    def __init__(self, registry: CollectorRegistry, skip: frozenset[str]) -> None:
         self.registry = registry
+        self.skip = skip
 
     def collect(self) -> Iterable[Metric]:
-        return self.registry.collect()
+        return (family for family in self.registry.collect() if family.name not in self.skip)
 
 
 class Instruments:
@@ -83,7 +88,8 @@ class Instruments:
             target = self.registry
             if include_default_registry and registry is None:
                 # The user's own metrics and the client's process/platform/GC collectors.
-                self.registry.register(_Proxy(REGISTRY))
+                ours = frozenset(name.removesuffix("_total") for name in NAMES.values())
+                self.registry.register(_Proxy(REGISTRY, ours))
         self.requests = Counter(
             "http_requests",
             "HTTP requests answered, by method, route template and status.",
