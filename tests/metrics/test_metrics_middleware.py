@@ -314,6 +314,21 @@ async def test_slo_latency_thresholds_become_exact_buckets() -> None:
     assert (("le", "0.1"), ("route", "/")) in buckets
 
 
+async def test_slos_from_the_environment_get_exact_buckets_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARDENKIT_SLO_CHECKOUT", "objective=0.995,latency_ms=250")
+    app = starlette_app()
+    await call(app, "/")
+    assert (("le", "0.25"), ("route", "/")) in samples(
+        await scrape(app), "http_request_duration_seconds_bucket"
+    )
+    monkeypatch.setenv("HARDENKIT_SLO_CHECKOUT", "objective=0.995,latency_ms=42")
+    app = starlette_app()
+    await call(app, "/")
+    assert (("le", "0.042"), ("route", "/")) in samples(
+        await scrape(app), "http_request_duration_seconds_bucket"
+    )
+
+
 async def test_process_cpu_memory_and_fds_are_exposed() -> None:
     text = await scrape(starlette_app())
     for name in (

@@ -115,7 +115,13 @@ class MetricsMiddleware:
             raise ConfigurationError(
                 "otel: write True (the global MeterProvider) or an opentelemetry MeterProvider"
             )
-        self.slos = tuple(_check_slos(slos))
+        from .slo import slos_from_env
+
+        # SLOs declared in the environment (HARDENKIT_SLO_<NAME>) get exact buckets too.
+        declared = list(_check_slos(slos))
+        self.slos = tuple(
+            declared + [slo for slo in slos_from_env() if slo.name not in {s.name for s in declared}]
+        )
         chosen_buckets = _buckets(buckets, self.slos)
         self.routes = RouteTemplates(resolver=route_template)
         self.route_cap = LabelCap(max_route_labels)
