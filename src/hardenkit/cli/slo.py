@@ -22,7 +22,8 @@ def _from_code(target: str) -> list[SLO]:
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError(f"--from {target!r}: write module:attribute, e.g. myservice.slos:SLOS")
-    sys.path.insert(0, os.getcwd())
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: the service's modules by name
     try:
         value = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigurationError
 from .slo import SLO
@@ -77,9 +79,16 @@ def fetch_exposition(url: str, *, token: str | None = None, timeout: float = 5.0
     request = urllib.request.Request(url, headers={"Accept": "text/plain; version=0.0.4"})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    # No redirects: urllib would carry the token to wherever the answer points.
+    opener = urllib.request.build_opener(_NoRedirect)
+    with opener.open(request, timeout=timeout) as response:
         body: bytes = response.read(_MAX_BYTES)
     return body.decode("utf-8", errors="replace")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}; not followed", headers, fp)
 
 
 def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
