@@ -142,6 +142,50 @@ async def test_the_label_cap_sends_new_values_to_one_overflow_label() -> None:
     assert routes[(OVERFLOW,)] == 450
 
 
+async def test_a_resolver_that_finds_nothing_gives_the_unmatched_label() -> None:
+    app = starlette_app(route_template=lambda scope: None)
+    await call(app, "/items/1")
+    assert requests_by(await scrape(app), "route") == {(UNMATCHED,): 1}
+
+
+async def test_a_refusal_before_routing_still_gets_the_routes_template() -> None:
+    # The limiter answers before the router runs: the template is matched for the label,
+    # a method the route does not take included (the router's "partial" match).
+    app = hk.harden(starlette_app_plain(), env=False, ratelimit={"default": "1/minute"})
+    for method in ("GET", "GET", "DELETE"):
+        await call(app, "/items/5", method=method, client=("10.0.0.9", 1))
+    await call(app, "/nowhere", client=("10.0.0.9", 1))
+    assert requests_by(await scrape(app), "method", "route", "status") == {
+        ("GET", "/items/{item_id}", "200"): 1,
+        ("GET", "/items/{item_id}", "429"): 1,
+        ("DELETE", "/items/{item_id}", "429"): 1,
+        ("GET", UNMATCHED, "429"): 1,
+    }
+
+
+async def test_a_refusal_before_routing_inside_a_mount() -> None:
+    inner = Starlette(routes=[Route("/things/{thing_id}", ok)])
+    app = hk.harden(
+        Starlette(routes=[Mount("/users/{user_id}", app=inner)]), env=False, ratelimit={"default": "1/minute"}
+    )
+    for _ in range(2):
+        await call(app, "/users/1/things/2", client=("10.0.0.9", 1))
+    assert requests_by(await scrape(app), "route", "status") == {
+        ("/users/{user_id}/things/{thing_id}", "200"): 1,
+        ("/users/{user_id}/things/{thing_id}", "429"): 1,
+    }
+
+
+async def test_any_asgi_app_without_routes_counts_under_one_label() -> None:
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    app = hk.Kit().register(hk.MetricsMiddleware).wrap(plain)
+    for index in range(20):
+        await call(app, f"/x/{index}")
+    assert requests_by(await scrape(app), "route", "status") == {(UNMATCHED, "200"): 20}
+
+
 async def test_unknown_methods_are_one_label() -> None:
     app = starlette_app()
     for method in ("FOO", "BAR", "get", "X" * 50):

@@ -160,3 +160,15 @@ def test_forced_multiprocess_uses_a_per_server_directory_and_removes_stale_ones(
     expected = tmp_path / f"hardenkit-metrics-{os.getuid()}-{os.getpid()}"
     assert f"DIR {expected}" in output
     assert not stale.exists()
+
+
+def test_pid_checks() -> None:
+    assert mp.pid_alive(os.getpid())
+    assert not mp.pid_alive(0) and not mp.pid_alive(-1)
+    assert mp.pid_alive(1)  # init: alive, possibly someone else's
+
+
+def test_a_file_where_the_directory_should_be_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "metrics").write_text("")
+    with pytest.raises(ConfigurationError, match="multiprocess directory"):
+        mp.prepare("auto", str(tmp_path / "metrics"))
