@@ -2,7 +2,8 @@
 
 Modules: ``kit`` (registration, canonical order, the kit root, harden()),
 ``config`` (option and environment-variable parsing), ``context`` (the request-id
-context variable), ``problem`` (RFC 9457 problem+json answers). The core imports
+context variable), ``problem`` (RFC 9457 problem+json answers), ``events`` (the channel
+through which components report to metrics). The core imports
 the standard library, starlette's responses and :mod:`hardenkit.errors`; it never
 imports a component (harden() names them as "module:Class" strings, loaded on use).
 """
