@@ -16,8 +16,8 @@ PUBLISHED: dict[str, set[str]] = {
     "hardenkit": {
         "AccessLogMiddleware", "AsyncWrapper", "CallTimeout", "Check", "ConfigurationError", "FileLock",
         "HardenkitError", "HeaderContractMiddleware", "HealthProbeMiddleware", "JsonState", "Kit",
-        "LockError", "LockTimeout", "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware",
-        "RedactingFilter", "Redactor", "StateCorrupted", "StateError", "StorageUnavailable", "Wiring",
+        "LockError", "LockTimeout", "MetricsMiddleware", "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware",
+        "RedactingFilter", "Redactor", "SLO", "StateCorrupted", "StateError", "StorageUnavailable", "Wiring",
         "__version__", "atomic_write", "configure_limiter", "configure_logging", "gather_limited", "harden",
         "limiter_stats", "rate_limit", "request_id", "run_sync", "to_async",
         # Added by the API-keys issue (17).
@@ -54,6 +54,11 @@ PUBLISHED: dict[str, set[str]] = {
         "RoleRequirement", "admin_app", "authenticate", "checksum", "cost_by_role", "document_security", "generate_key",
         "key_by_principal", "open_store", "parse_key", "permission_matrix", "principal", "render_markdown",
         "require_roles",
+    },
+    # Added by the metrics issue.
+    "hardenkit.metrics": {
+        "BURN_WINDOWS", "SLO", "MetricsMiddleware", "fetch_exposition", "format_summary", "grafana_dashboard", "parse_exposition",
+        "prometheus_rules", "slos_from_env", "summarize",
     },
 }  # fmt: skip
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .health import Check, HealthProbeMiddleware
     from .lock import FileLock, JsonState, atomic_write
     from .logs import AccessLogMiddleware, RedactingFilter, Redactor, configure_logging
+    from .metrics import SLO, MetricsMiddleware
     from .ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
 
 # public name -> module that defines it (relative to this package)
@@ -55,11 +56,13 @@ _LAZY: dict[str, str] = {
     "Kit": "._core.kit",
     "LockError": ".errors",
     "LockTimeout": ".errors",
+    "MetricsMiddleware": ".metrics",
     "RateLimitBreach": ".ratelimit",
     "RateLimitExceeded": ".ratelimit",
     "RateLimitMiddleware": ".ratelimit",
     "RedactingFilter": ".logs",
     "Redactor": ".logs",
+    "SLO": ".metrics",
     "StateCorrupted": ".errors",
     "StateError": ".errors",
     "StorageUnavailable": ".errors",
@@ -93,11 +96,13 @@ __all__ = [
     "Kit",
     "LockError",
     "LockTimeout",
+    "MetricsMiddleware",
     "RateLimitBreach",
     "RateLimitExceeded",
     "RateLimitMiddleware",
     "RedactingFilter",
     "Redactor",
+    "SLO",
     "StateCorrupted",
     "StateError",
     "StorageUnavailable",

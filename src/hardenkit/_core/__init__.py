@@ -4,7 +4,8 @@ Modules: ``kit`` (registration, canonical order, the kit root, harden()),
 ``config`` (option and environment-variable parsing), ``context`` (the request-id
 context variable), ``problem`` (RFC 9457 problem+json answers), ``paths`` (the
 path a request is routed on), ``lifespan`` (the lifespan protocol, answered for
-apps that do not support it). The core imports
+apps that do not support it), ``events`` (the channel through which
+components report to metrics). The core imports
 the standard library, starlette's responses and :mod:`hardenkit.errors`; it never
 imports a component (harden() names them as "module:Class" strings, loaded on use).
 """

@@ -3,7 +3,7 @@
 A Kit holds middleware registrations and installs them in the canonical order
 (outermost first)::
 
-    kit root (lifespan hooks) > health > headers > access_log > auth > ratelimit > body_limit > app
+    kit root (lifespan hooks) > health > headers > metrics > access_log > auth > ratelimit > body_limit > app
 
 whatever the order of the ``register`` calls. Components find out about each
 other through one :class:`Wiring` object per kit, handed to every
@@ -41,7 +41,7 @@ __all__ = ["SLOTS", "Kit", "Wiring", "harden"]
 logger = logging.getLogger("hardenkit.kit")
 
 #: The named slots, outermost first.
-SLOTS: tuple[str, ...] = ("health", "headers", "access_log", "auth", "ratelimit", "body_limit")
+SLOTS: tuple[str, ...] = ("health", "headers", "metrics", "access_log", "auth", "ratelimit", "body_limit")
 
 _SLOT_RANK = {name: (index + 1) * 100 for index, name in enumerate(SLOTS)}
 _OUTERMOST = 10
@@ -478,6 +478,8 @@ def _default_place(cls: type[Any]) -> str:
 DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     ("health", "hardenkit.health:HealthProbeMiddleware", {}),
     ("headers", "hardenkit.headers:HeaderContractMiddleware", {}),
+    # Only when prometheus_client is installed (see _REQUIRES).
+    ("metrics", "hardenkit.metrics:MetricsMiddleware", {}),
     ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
     ("ratelimit", "hardenkit.ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
     # Starlette's own; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
@@ -487,6 +489,17 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
         {"max_body_size": 1_048_576},
     ),
 ]
+
+
+#: Components of the default set that need an optional package: keyword -> (module, extra).
+#: harden() leaves them out when the package is missing, unless asked for by keyword.
+_REQUIRES: dict[str, tuple[str, str]] = {"metrics": ("prometheus_client", "metrics")}
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _load(target: str) -> type[Any]:
@@ -516,6 +529,13 @@ def harden(app: Any, *, env: bool = True, **overrides: Mapping[str, Any] | bool 
         override = overrides.get(name, True)
         if override is False or override is None:
             continue
+        if name in _REQUIRES and not _installed(_REQUIRES[name][0]):
+            if name not in overrides:
+                continue
+            module, extra = _REQUIRES[name]
+            raise ConfigurationError(
+                f"harden(): {name}= needs {module}; install it with: pip install 'hardenkit[{extra}]'"
+            )
         if override is True:
             override = {}
         if not isinstance(override, Mapping):

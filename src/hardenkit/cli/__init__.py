@@ -21,6 +21,8 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("hardenkit.cli.keys:main", "create, list, rotate, revoke and verify API keys"),
     "lock": ("hardenkit.cli.lock:main", "run a command while holding a file lock"),
     "redact": ("hardenkit.cli.redact:main", "redact secrets and PII from stdin or files"),
+    "slo": ("hardenkit.cli.slo:main", "write Prometheus SLO rules and alerts, or a Grafana dashboard"),
+    "status": ("hardenkit.cli.status:main", "summarise a service from its /metrics (req/s, errors, latency)"),
 }
 
 
