@@ -17,6 +17,7 @@ import anyio
 from starlette.responses import Response
 
 from .._core.config import EnvParser, env_bool, env_float, env_list, env_optional, env_str
+from .._core.events import HEALTH_CHECK, HEALTH_PROBE, events_of
 from .._core.lifespan import serve_lifespan
 from .._core.paths import route_path
 from .._core.problem import problem_response
@@ -178,6 +179,7 @@ class HealthProbeMiddleware:
                 meta[key] = value
         self._meta = meta
         self._kit = kit
+        self._events = events_of(kit)
         self._states: dict[str, _CheckState] = {}
         self._limiter = anyio.CapacityLimiter(1)
         self._started = True  # False while a startup check has not passed yet
@@ -337,16 +339,18 @@ class HealthProbeMiddleware:
             return
         head = method == "HEAD"
         if kind == "live":
-            await self._live[head](scope, receive, send)
-            return
-        if kind != "startup" and self._life.draining_since is not None:
-            await self._draining(kind)[head](scope, receive, send)
-            return
-        cached = self._cache.get(kind)
-        if cached is not None and time.monotonic() < cached[0]:
-            await cached[1][head](scope, receive, send)
-            return
-        responses = await self._evaluate(kind)
+            responses = self._live
+        elif kind != "startup" and self._life.draining_since is not None:
+            responses = self._draining(kind)
+        else:
+            cached = self._cache.get(kind)
+            if cached is not None and time.monotonic() < cached[0]:
+                responses = cached[1]
+            else:
+                responses = await self._evaluate(kind)
+        self._events.emit(
+            HEALTH_PROBE, probe=kind, status="pass" if responses[head].status_code == 200 else "fail"
+        )
         await responses[head](scope, receive, send)
 
     # -- evaluation -------------------------------------------------------------------
@@ -387,6 +391,10 @@ class HealthProbeMiddleware:
             async with anyio.create_task_group() as group:
                 for index in stale:
                     group.start_soon(resolve, index)
+        for index in stale:
+            fresh = outcomes[index]
+            if fresh is not None:
+                self._events.emit(HEALTH_CHECK, check=states[index].check.key, status=fresh.status)
         final = [outcome for outcome in outcomes if outcome is not None]
         pairs = list(zip(states, final, strict=True))
         status = PASS
