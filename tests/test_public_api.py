@@ -45,6 +45,8 @@ PUBLISHED: dict[str, set[str]] = {
     # Packages added by the layout (their names were reachable from hardenkit before).
     "hardenkit.headers": {"HeaderContractMiddleware", "REQUEST_ID", "request_id"},
     "hardenkit.ratelimit": {"RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"},
+    # Added by the request-timeout issue.
+    "hardenkit.timeouts": {"TimeoutMiddleware"},
 }  # fmt: skip
 
 
@@ -101,11 +103,13 @@ def test_the_same_object_under_every_import_path() -> None:
     import hardenkit.health
     import hardenkit.logs
     import hardenkit.ratelimit
+    import hardenkit.timeouts
 
     assert hk.HeaderContractMiddleware is hardenkit.headers.HeaderContractMiddleware
     assert hk.RateLimitMiddleware is hardenkit.ratelimit.RateLimitMiddleware
     assert hk.HealthProbeMiddleware is hardenkit.health.HealthProbeMiddleware
     assert hk.AccessLogMiddleware is hardenkit.logs.AccessLogMiddleware
+    assert hk.TimeoutMiddleware is hardenkit.timeouts.TimeoutMiddleware
     assert hk.request_id is hardenkit.headers.request_id
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .lock import FileLock, JsonState, atomic_write
     from .logs import AccessLogMiddleware, RedactingFilter, Redactor, configure_logging
     from .ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
+    from .timeouts import TimeoutMiddleware
 
 # public name -> module that defines it (relative to this package)
 _LAZY: dict[str, str] = {
@@ -61,6 +62,7 @@ _LAZY: dict[str, str] = {
     "StateCorrupted": ".errors",
     "StateError": ".errors",
     "StorageUnavailable": ".errors",
+    "TimeoutMiddleware": ".timeouts",
     "Wiring": "._core.kit",
     "atomic_write": ".lock",
     "configure_limiter": ".aio",
@@ -96,6 +98,7 @@ __all__ = [
     "StateCorrupted",
     "StateError",
     "StorageUnavailable",
+    "TimeoutMiddleware",
     "Wiring",
     "__version__",
     "atomic_write",

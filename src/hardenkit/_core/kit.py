@@ -40,7 +40,7 @@ __all__ = ["SLOTS", "Kit", "Wiring", "harden"]
 logger = logging.getLogger("hardenkit.kit")
 
 #: The named slots, outermost first.
-SLOTS: tuple[str, ...] = ("health", "headers", "access_log", "ratelimit", "body_limit")
+SLOTS: tuple[str, ...] = ("health", "headers", "access_log", "timeout", "ratelimit", "body_limit")
 
 _SLOT_RANK = {name: (index + 1) * 100 for index, name in enumerate(SLOTS)}
 _OUTERMOST = 10
@@ -486,6 +486,8 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     ("health", "hardenkit.health:HealthProbeMiddleware", {}),
     ("headers", "hardenkit.headers:HeaderContractMiddleware", {}),
     ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
+    # 30 s to start answering, 30 s for the body: a slow dependency or client cannot hold a worker.
+    ("timeout", "hardenkit.timeouts:TimeoutMiddleware", {}),
     ("ratelimit", "hardenkit.ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
     # Starlette's own; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
     (
