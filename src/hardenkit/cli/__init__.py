@@ -16,6 +16,10 @@ from .._version import __version__
 # subcommand -> ("module:function", help). Each function takes the remaining argv
 # (list[str]) and returns an exit status.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check": (
+        "hardenkit.cli.check:main",
+        "audit a live service's contract (request ids, headers, probes, TLS)",
+    ),
     "demo": ("hardenkit.cli.demo:main", "serve the demo app hardened by harden() on 127.0.0.1"),
     "lock": ("hardenkit.cli.lock:main", "run a command while holding a file lock"),
     "redact": ("hardenkit.cli.redact:main", "redact secrets and PII from stdin or files"),
