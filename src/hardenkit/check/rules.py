@@ -107,15 +107,14 @@ def _request_id(observations: Sequence[Observation], header: str) -> list[CheckR
             present.append(f"{obs.where}: {len(ids)} {header} headers (want exactly 1)")
             continue
         rid = ids[0]
+        if obs.label == "invalid-id" and rid == obs.sent_id and obs.status != 400:
+            invalid.append(f"{obs.where}: the invalid id {rid[:40]!r} was echoed back")
+            continue
         if not _SAFE_ID.fullmatch(rid):
             present.append(f"{obs.where}: {header} {rid[:60]!r} is not a printable single-token id")
             continue
         if obs.label == "invalid-id":
-            if obs.status == 400:
-                continue  # refusing an invalid id is the contract's "reject" mode
-            if rid == obs.sent_id:
-                invalid.append(f"{obs.where}: the invalid id {rid[:40]!r}... was echoed back")
-            else:
+            if obs.status != 400:  # refusing an invalid id is the contract's "reject" mode
                 generated.append((obs.where, rid))
         elif obs.sent_id is not None:
             if rid != obs.sent_id:
