@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -58,8 +59,11 @@ def _accepts_old_protocol(host: str, port: int, timeout: float) -> bool | None:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        context.minimum_version = ssl.TLSVersion.TLSv1
-        context.maximum_version = ssl.TLSVersion.TLSv1_1
+        # Offering the deprecated protocols is the point of this probe: silence Python's warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
         # Old protocols need old ciphers; without this OpenSSL 3 refuses on our side.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
     except (ValueError, ssl.SSLError):
