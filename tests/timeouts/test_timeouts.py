@@ -218,6 +218,16 @@ async def test_app_returning_without_a_response_is_left_to_the_server() -> None:
     assert result.messages == []
 
 
+async def test_cancelling_the_request_from_outside_cancels_the_app() -> None:
+    flags = Flags()
+    with anyio.move_on_after(BOUND) as outer:
+        await call(TimeoutMiddleware(build_app(flags), request_timeout=30), "/slow")
+    assert outer.cancelled_caught
+    with anyio.fail_after(10):  # the app's task ends on its own schedule: wait (bounded) for its finally
+        while not flags.cancelled:
+            await anyio.sleep(0.01)
+
+
 async def test_app_exception_propagates_as_itself() -> None:
     flags = Flags()
     with pytest.raises(RuntimeError, match="app failure"):
