@@ -261,6 +261,30 @@ async def test_request_deadline_passing_while_the_body_is_awaited_is_the_clients
     assert result.status == 408
 
 
+async def test_a_body_late_after_the_response_started_ends_the_exchange() -> None:
+    cancelled = False
+
+    async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal cancelled
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while (await receive()).get("more_body", False):
+                await send({"type": "http.response.body", "body": b".", "more_body": True})
+        finally:
+            cancelled = True
+        await send({"type": "http.response.body", "body": b""})  # pragma: no cover
+
+    result = await call(
+        TimeoutMiddleware(echo, body_timeout=BOUND),
+        "/",
+        method="POST",
+        chunks=[b"a", b"b", b"c"],
+        stall_after=2,
+    )
+    assert result.status == 200 and cancelled
+    assert not result.complete.is_set()
+
+
 async def test_a_body_sent_in_time_reaches_the_app() -> None:
     flags = Flags()
     result = await call(hardened(flags), "/upload", method="POST", chunks=[b"abc", b"de"])

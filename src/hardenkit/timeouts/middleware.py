@@ -287,6 +287,10 @@ class _Exchange:
             self.waiting_for_body = False
         if waiting.cancelled_caught:
             self.body_late = True
+            if self.started:
+                # Too late for a 408: end the exchange (the server closes the connection).
+                self.scope[SCOPE_KEY] = "body"
+                self.app_scope.cancel()
             self._decide()
             # The middleware answers 408 and cancels the app (this task) from outside.
             await anyio.sleep_forever()
