@@ -47,6 +47,11 @@ PUBLISHED: dict[str, set[str]] = {
     "hardenkit.ratelimit": {"RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"},
     # Added by the request-timeout issue.
     "hardenkit.timeouts": {"TimeoutMiddleware"},
+    # Added by the `hardenkit check` issue.
+    "hardenkit.check": {
+        "CHECKS", "CheckError", "CheckOptions", "CheckResult", "CheckSpec", "Observation", "Report", "audit",
+        "render", "run",
+    },
 }  # fmt: skip
 
 

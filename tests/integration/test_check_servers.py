@@ -172,6 +172,14 @@ def test_openapi_discovery_fills_path_parameters(capsys: pytest.CaptureFixture[s
     assert code == 1  # a bare FastAPI app keeps none of the contract
 
 
+def test_openapi_document_from_a_file(bare: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    document = tmp_path / "openapi.json"
+    document.write_text(json.dumps({"openapi": "3.1.0", "paths": {"/items": {"get": {}, "post": {}}}}))
+    code, out = check(capsys, bare, "--openapi", str(document), "--format", "json")
+    assert json.loads(out)["endpoints"] == ["GET /items"]  # POST is not a safe method: not called
+    assert code == 1
+
+
 def test_request_budget_bounds_the_run(bare: str, capsys: pytest.CaptureFixture[str]) -> None:
     paths = [arg for index in range(30) for arg in ("--path", f"/p{index}")]
     code, out = check(capsys, bare, *paths, "--max-requests", "20", "--no-openapi", "--format", "json")

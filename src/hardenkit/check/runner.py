@@ -154,7 +154,11 @@ async def _openapi(session: _Session) -> dict[str, Any] | None:
     """The service's OpenAPI document: --openapi (URL or file), else /openapi.json when there is one."""
     options = session.options
     source = options.openapi
-    if source is not None and not source.startswith(("http://", "https://", "/")):
+    # A URL, or a path on the service ("/v1/openapi.json"), unless a local file has that name.
+    is_file = source is not None and (
+        not source.startswith(("http://", "https://", "/")) or await anyio.Path(source).is_file()
+    )
+    if source is not None and is_file:
         try:
             text = await anyio.Path(source).read_text(encoding="utf-8")
             document = json.loads(text)
