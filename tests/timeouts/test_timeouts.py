@@ -384,11 +384,20 @@ def test_harden_installs_it_and_the_access_log_counts_the_504(caplog: pytest.Log
     assert response.status_code == 504
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["request_id"] == response.headers["x-request-id"]
-    assert any(
-        getattr(record, "status", None) == 504 or " 504" in record.getMessage() for record in caplog.records
-    )
+    access = [r for r in caplog.records if r.name == "hardenkit.access"]
+    assert [(getattr(r, "status", None), getattr(r, "request_id", None)) for r in access] == [
+        (504, response.headers["x-request-id"])
+    ]
     assert flags.cancelled
-    assert hk.harden(build_app(flags), env=False, timeout=False) is not None
+
+
+def test_harden_can_leave_it_out() -> None:
+    with_it = hk.Kit().register(TimeoutMiddleware)
+    assert "TimeoutMiddleware" in with_it.describe()
+    app = hk.harden(build_app(Flags()), env=False, timeout=False)
+    assert not any(m.cls is TimeoutMiddleware for m in app.user_middleware)
+    app = hk.harden(build_app(Flags()), env=False)
+    assert any(m.cls is TimeoutMiddleware for m in app.user_middleware)
 
 
 # -- helpers -----------------------------------------------------------------------
