@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import hardenkit as hk
 from hardenkit.errors import ConfigurationError
 from hardenkit.timeouts import TimeoutMiddleware
+from hardenkit.timeouts.middleware import _DETACHED
 
 pytestmark = pytest.mark.anyio
 
@@ -203,10 +204,38 @@ async def test_sync_endpoint_gets_504_while_its_thread_runs_and_the_loop_keeps_s
         assert (other.status, other.body) == (200, b"ok")
         assert not flags.thread_done.is_set()
         flags.release.set()
-    assert flags.thread_done.is_set()
+    with anyio.fail_after(20):  # bounded: the thread, then (asyncio) the task left behind, end
+        while not flags.thread_done.is_set() or _DETACHED:
+            await anyio.sleep(0.01)
     # The thread's late answer was dropped: the client got exactly one response.
     assert [m["type"] for m in slow.messages] == ["http.response.start", "http.response.body"]
     assert slow.problem()["status"] == 504
+
+
+async def test_the_request_ends_at_the_bound_while_a_sync_thread_still_runs(anyio_backend: str) -> None:
+    flags = Flags()
+    result = Exchange()
+    returned = anyio.Event()
+
+    async def request() -> None:
+        await call(hardened(flags), "/blocking", exchange=result)
+        returned.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(request)
+        with anyio.fail_after(20):
+            await result.complete.wait()
+        assert result.status == 504
+        if anyio_backend == "asyncio":
+            # The ASGI call returns (the server's cycle, the access log line) without the thread.
+            with anyio.fail_after(20):
+                await returned.wait()
+            assert not flags.thread_done.is_set()
+            assert len(_DETACHED) == 1
+        flags.release.set()
+    with anyio.fail_after(20):
+        while not flags.thread_done.is_set() or _DETACHED:
+            await anyio.sleep(0.01)
 
 
 async def test_app_returning_without_a_response_is_left_to_the_server() -> None:

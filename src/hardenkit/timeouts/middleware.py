@@ -38,6 +38,11 @@ logger = logging.getLogger("hardenkit.timeouts")
 #: a request ended early: "request" (504), "body" (408) or "stream" (cut).
 SCOPE_KEY = "hardenkit.timeout"
 
+# Seconds an answered request waits for its cancelled app before leaving it behind.
+_DETACH_GRACE = 0.1
+# Strong references to the apps left behind (asyncio keeps only weak ones to tasks).
+_DETACHED: set[asyncio.Task[None]] = set()
+
 
 def _check_seconds(value: object, *, option: str) -> float | None:
     if value is None:
@@ -209,6 +214,15 @@ class _Exchange:
                     timer.cancel()
             if not self.started and not self.finished:
                 await self._answer()
+                # An async app ends at its next checkpoint; a sync endpoint's thread cannot be
+                # stopped: after a short grace the request ends without it (the server's cycle,
+                # the access log's line and a test client's answer then come at the bound). The
+                # task lives on, holding its thread-pool token, until the thread returns.
+                await asyncio.wait((task,), timeout=_DETACH_GRACE)
+                if not task.done():
+                    _DETACHED.add(task)
+                    task.add_done_callback(_DETACHED.discard)
+                    return
             elif not self.finished and self.stream_deadline != math.inf:
                 cut = loop.call_at(self.stream_deadline, self._cut)
                 try:
