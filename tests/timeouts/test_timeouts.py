@@ -179,6 +179,17 @@ async def test_slow_async_endpoint_gets_504_problem_with_the_request_id_and_is_c
     assert result.answered_at is not None and result.answered_at - began >= BOUND
 
 
+async def test_alone_the_504_carries_the_clients_valid_request_id() -> None:
+    flags = Flags()
+    app = TimeoutMiddleware(build_app(flags), request_timeout=BOUND)
+    for sent, expected in ((b"trace-7", "trace-7"), (b"bad id\r\nx: y", None)):
+        scope, receive = _scope_for("/slow")
+        scope["headers"] = [(b"x-request-id", sent)]
+        result = Exchange()
+        await app(scope, receive, _recorder(result))
+        assert result.problem().get("request_id") == expected
+
+
 async def test_fast_endpoint_passes_through_untouched() -> None:
     flags = Flags()
     result = await call(hardened(flags), "/fast")

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 import anyio
 
 from .._core.config import EnvParser, env_float, env_list, env_optional
+from .._core.context import REQUEST_ID
 from .._core.kit import Wiring
 from .._core.paths import route_path
 from ..errors import ConfigurationError
@@ -37,6 +39,9 @@ logger = logging.getLogger("hardenkit.timeouts")
 #: The scope key that tells outer components (and the app's own error handlers) why
 #: a request ended early: "request" (504), "body" (408) or "stream" (cut).
 SCOPE_KEY = "hardenkit.timeout"
+
+# What HeaderContractMiddleware accepts by default: an id that cannot inject anything.
+_VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
 # Seconds an answered request waits for its cancelled app before leaving it behind.
 _DETACH_GRACE = 0.1
@@ -323,6 +328,8 @@ class _Exchange:
     async def _answer(self) -> None:
         from .._core.problem import problem_response
 
+        # The header contract's id when it runs outside; alone, the client's own valid id.
+        rid = REQUEST_ID.get() or _incoming_id(self.scope)
         self.answered = True
         self.app_scope.cancel()
         middleware = self.middleware
@@ -336,6 +343,7 @@ class _Exchange:
                     "send it faster or in a smaller request."
                 ),
                 headers={"Connection": "close"},
+                request_id=rid,
             )
         else:
             self.scope[SCOPE_KEY] = "request"
@@ -346,8 +354,16 @@ class _Exchange:
                     f"The server did not start its answer within {_seconds(middleware.request_timeout)}; "
                     "retry later, and quote the request id if it keeps happening."
                 ),
+                request_id=rid,
             )
         await response(self.scope, _no_receive, self._send)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"x-request-id":
+            return value.decode("ascii") if _VALID_ID.fullmatch(value) else None
+    return None
 
 
 def _nothing() -> None:  # pragma: no cover - replaced before the app runs
