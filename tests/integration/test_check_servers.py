@@ -189,10 +189,29 @@ def test_request_budget_bounds_the_run(bare: str, capsys: pytest.CaptureFixture[
     assert code == 1
 
 
-def test_nothing_listening_is_a_connection_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["check", f"http://127.0.0.1:{free_port()}", "--timeout", "2"])
+def test_nothing_listening_is_a_connection_error_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "check.xml"
+    code = main(
+        [
+            "check",
+            f"http://127.0.0.1:{free_port()}",
+            "--timeout",
+            "2",
+            "--format",
+            "junit",
+            "--output",
+            str(report),
+        ]
+    )
     assert code == 2
     assert "ConnectError" in capsys.readouterr().err
+    # The JUnit file CI publishes says why nothing was checked.
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None and suite.get("errors") == "1"
+    error = suite.find("testcase/error")
+    assert error is not None and "ConnectError" in error.get("message", "")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 from .model import CheckResult, Report
 
-__all__ = ["render", "to_json", "to_junit", "to_table"]
+__all__ = ["render", "render_error", "to_json", "to_junit", "to_table"]
 
 _COLOURS = {"pass": "\033[32m", "fail": "\033[31m", "skip": "\033[2m", "warn": "\033[33m"}
 _RESET = "\033[0m"
@@ -102,6 +102,23 @@ def to_junit(report: Report) -> str:
             ET.SubElement(case, "skipped", {"message": result.detail})
         elif result.detail:
             ET.SubElement(case, "system-out").text = result.detail
+    root = ET.Element("testsuites", {"name": "hardenkit check"})
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_error(target: str, message: str, fmt: str) -> str:
+    """A report that says the check could not run (exit status 2): JSON, or JUnit with one error."""
+    if fmt == "json":
+        return json.dumps(
+            {"target": target, "error": message, "summary": {"ok": False}, "checks": []}, indent=2
+        )
+    suite = ET.Element(
+        "testsuite", {"name": "hardenkit check", "tests": "1", "failures": "0", "errors": "1", "skipped": "0"}
+    )
+    case = ET.SubElement(suite, "testcase", {"classname": "hardenkit.check", "name": "connection"})
+    ET.SubElement(case, "error", {"message": message, "type": "CheckError"}).text = message
     root = ET.Element("testsuites", {"name": "hardenkit check"})
     root.append(suite)
     ET.indent(root)

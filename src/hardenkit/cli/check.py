@@ -97,6 +97,7 @@ def main(argv: list[str]) -> int:
         print(_INSTALL_HINT, file=sys.stderr)
         return 2
     from ..check import CheckError, CheckOptions, render, run
+    from ..check.report import render_error
 
     options = CheckOptions(
         url=args.url,
@@ -124,6 +125,9 @@ def main(argv: list[str]) -> int:
         report = run(options)
     except CheckError as exc:
         print(f"hardenkit check: {exc}", file=sys.stderr)
+        if args.output and args.format != "table":
+            # CI publishes the file whatever happened: say there why nothing was checked.
+            Path(args.output).write_text(render_error(args.url, str(exc), args.format), encoding="utf-8")
         return 2
     colour = args.color == "always" or (
         args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
