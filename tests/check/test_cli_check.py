@@ -69,7 +69,7 @@ def test_argparse_usage_errors_exit_2(args: list[str]) -> None:
     [
         (["ftp://127.0.0.1"], "not an http(s) URL"),
         (["http://127.0.0.1:1", "--burst", "5000"], "--burst must be between 1 and 1000"),
-        (["http://127.0.0.1:1", "--burst", "195"], "leaves too little of --max-requests"),
+        (["http://127.0.0.1:1", "--burst", "185"], "leaves too little of --max-requests"),
         (["http://127.0.0.1:1", "--path", "items"], "must start with '/'"),
         (["http://127.0.0.1:1", "--concurrency", "0"], "--concurrency"),
         (["http://127.0.0.1:1", "--max-requests", "5"], "--max-requests"),

@@ -189,6 +189,15 @@ def test_request_budget_bounds_the_run(bare: str, capsys: pytest.CaptureFixture[
     assert code == 1
 
 
+def test_budget_spent_by_the_fixed_probes_says_so(bare: str, capsys: pytest.CaptureFixture[str]) -> None:
+    probes = [arg for index in range(15) for arg in ("--probe", f"/probe{index}")]
+    code, out = check(capsys, bare, *probes, "--max-requests", "20", "--no-openapi", "--format", "json")
+    document = json.loads(out)
+    assert document["requests"] == 20
+    assert any("before the fixed probes ended" in note for note in document["notes"])
+    assert code == 1
+
+
 def test_nothing_listening_is_a_connection_error_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
