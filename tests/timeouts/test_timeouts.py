@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -478,3 +479,17 @@ async def _never() -> Message:  # pragma: no cover - the pass-through apps never
 
 async def _discard(message: Message) -> None:  # pragma: no cover
     return None
+
+
+def test_a_body_produced_slowly_through_the_test_client_gets_408() -> None:
+    flags = Flags()
+
+    def slow_body() -> Any:
+        for _ in range(3):
+            time.sleep(BOUND)  # blocks the test client's event loop: no deadline can fire meanwhile
+            yield b"x"
+
+    app = hardened(flags, request_timeout=30)
+    response = TestClient(app).post("/upload", content=slow_body())
+    assert response.status_code == 408
+    assert response.json()["request_id"] == response.headers["x-request-id"]

@@ -304,7 +304,11 @@ class _Exchange:
                 message = await self._receive()
         finally:
             self.waiting_for_body = False
-        if waiting.cancelled_caught:
+        # A chunk that arrives after the deadline is late too: a source that blocks the loop
+        # while it produces the body (a test client's generator) never lets the scope fire.
+        if waiting.cancelled_caught or (
+            message["type"] == "http.request" and anyio.current_time() > self.body_deadline
+        ):
             self.body_late = True
             if self.started:
                 # Too late for a 408: end the exchange (the server closes the connection).
