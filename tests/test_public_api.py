@@ -50,7 +50,7 @@ PUBLISHED: dict[str, set[str]] = {
     # Added by the `hardenkit check` issue.
     "hardenkit.check": {
         "CHECKS", "CheckError", "CheckOptions", "CheckResult", "CheckSpec", "Observation", "Report", "audit",
-        "render", "run",
+        "render", "render_error", "run",
     },
 }  # fmt: skip
 

@@ -11,7 +11,7 @@ and ``hardenkit.headers``' public presets.
 from __future__ import annotations
 
 from .model import CHECKS, CheckResult, CheckSpec, Observation, Report
-from .report import render
+from .report import render, render_error
 from .runner import CheckError, CheckOptions, audit, run
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "Report",
     "audit",
     "render",
+    "render_error",
     "run",
 ]

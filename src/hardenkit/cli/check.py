@@ -96,8 +96,7 @@ def main(argv: list[str]) -> int:
     except ImportError:
         print(_INSTALL_HINT, file=sys.stderr)
         return 2
-    from ..check import CheckError, CheckOptions, render, run
-    from ..check.report import render_error
+    from ..check import CheckError, CheckOptions, render, render_error, run
 
     options = CheckOptions(
         url=args.url,
