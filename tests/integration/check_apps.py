@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -31,6 +32,18 @@ bare = Starlette(routes=[Route("/", home), Route("/items", items)])
 async def powered(request: Request) -> Response:
     return JSONResponse({"ok": True}, headers={"X-Powered-By": "Express/4.17.1"})
 
+
+async def big(request: Request) -> Response:
+    return JSONResponse({"filler": "x" * 5000})
+
+
+# Gzip-compressed answers (problem+json 404s included) are judged on their decoded bodies.
+async def boom(request: Request) -> Response:
+    raise RuntimeError("a deliberate failure")
+
+
+zipped = hk.harden(Starlette(routes=[Route("/", big), Route("/boom", boom)]), env=False)
+zipped.add_middleware(GZipMiddleware, minimum_size=10)
 
 leaky = hk.harden(Starlette(routes=[Route("/", powered)]), env=False)
 leaky.add_middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True, allow_methods=["GET"])

@@ -163,6 +163,13 @@ def test_cors_reflection_and_version_leak(capsys: pytest.CaptureFixture[str]) ->
     assert code == 1
 
 
+def test_compressed_answers_are_judged_decoded(capsys: pytest.CaptureFixture[str]) -> None:
+    with uvicorn_server("integration.check_apps:zipped") as (url, _):
+        code, out = check(capsys, url, "--path", "/", "--path", "/boom", "--format", "json")
+    problem = next(c for c in json.loads(out)["checks"] if c["id"] == "problem-json")
+    assert not any("/boom" in violation for violation in problem["violations"]), problem
+
+
 def test_openapi_discovery_fills_path_parameters(capsys: pytest.CaptureFixture[str]) -> None:
     with uvicorn_server("integration.check_apps:api") as (url, _):
         code, out = check(capsys, url, "--param", "thing_id=42", "--format", "json", "--no-probes")

@@ -126,7 +126,7 @@ class _Session:
             async with self.client.stream(method, path, headers=all_headers) as response:
                 elapsed = (perf_counter() - start) * 1000
                 body = bytearray()
-                async for chunk in response.aiter_raw():
+                async for chunk in response.aiter_bytes():  # decoded: a gzipped problem+json is still JSON
                     if len(body) < _BODY_LIMIT:
                         body += chunk[: _BODY_LIMIT - len(body)]
         except httpx.TransportError as exc:
