@@ -272,8 +272,13 @@ def _verify(options: CheckOptions) -> ssl.SSLContext | bool:
         raise CheckError(f"--cacert {options.cacert}: {exc}") from None
 
 
-async def audit(options: CheckOptions) -> Report:
-    """Run every check against ``options.url``; raises :class:`CheckError` when it cannot."""
+async def audit(options: CheckOptions, *, app: Any = None) -> Report:
+    """Run every check against ``options.url``; raises :class:`CheckError` when it cannot.
+
+    With ``app`` (an ASGI application) the requests go to it in-process through
+    httpx's ASGI transport instead of the network: the same checks in a test
+    suite, without a server (no TLS to probe then).
+    """
     import httpx
 
     options.validate()
@@ -287,6 +292,7 @@ async def audit(options: CheckOptions) -> Report:
         follow_redirects=False,
         headers={"User-Agent": f"hardenkit-check/{__version__}"},
         limits=httpx.Limits(max_connections=max(options.concurrency, 8)),
+        transport=None if app is None else httpx.ASGITransport(app=app),
     ) as client:
         session = _Session(client, options)
         endpoints = await _discover(session)
@@ -298,7 +304,7 @@ async def audit(options: CheckOptions) -> Report:
         if options.burst:
             await _burst(session, options.burst_path or endpoints[0].path, options.burst)
     tls: TlsInfo | None = None
-    if parts.scheme == "https" and not {"tls-version", "tls-certificate"} <= options.skip:
+    if app is None and parts.scheme == "https" and not {"tls-version", "tls-certificate"} <= options.skip:
         tls = await anyio.to_thread.run_sync(
             lambda: probe_tls(
                 parts.hostname or "",
@@ -318,6 +324,6 @@ async def audit(options: CheckOptions) -> Report:
     )
 
 
-def run(options: CheckOptions) -> Report:
+def run(options: CheckOptions, *, app: Any = None) -> Report:
     """:func:`audit` from synchronous code."""
-    return anyio.run(audit, options)
+    return anyio.run(lambda: audit(options, app=app))
