@@ -407,3 +407,57 @@ def test_table_colours_only_when_asked() -> None:
     plain = render(_report(), "table")
     assert "FAIL  request-id-present" in plain and "fix: " in plain and "\033[" not in plain
     assert "\033[31m" in render(_report(), "table", colour=True)
+
+
+@pytest.mark.parametrize(
+    ("schema", "sample"),
+    [
+        ({"type": "integer", "default": 5}, "5"),
+        ({"type": "boolean", "example": True}, "true"),
+        ({"examples": ["first", "second"]}, "first"),
+        ({"type": "integer", "minimum": 10}, "10"),
+        ({"type": "number"}, "1"),
+        ({"type": "boolean"}, "true"),
+        ({"type": "string", "format": "date"}, "2024-01-01"),
+        ({"type": "string", "format": "date-time"}, "2024-01-01T00:00:00Z"),
+        ({"type": "string"}, "1"),
+    ],
+)
+def test_path_parameter_samples_by_schema(schema: dict[str, Any], sample: str) -> None:
+    document = {"paths": {"/x/{v}": {"get": {"parameters": [{"name": "v", "in": "path", "schema": schema}]}}}}
+    assert [e.path for e in endpoints_from_openapi(document, methods=["GET"], params={})] == [f"/x/{sample}"]
+
+
+def test_swagger_base_path_parameter_examples_and_the_endpoint_cap() -> None:
+    swagger = {
+        "swagger": "2.0",
+        "basePath": "/v2/",
+        "paths": {
+            "/pets/{id}": {"get": {"parameters": [{"name": "id", "in": "path", "example": 7}, "junk"]}}
+        },
+    }
+    assert [e.path for e in endpoints_from_openapi(swagger, methods=["GET"], params={})] == ["/v2/pets/7"]
+    many = {"paths": {f"/p{index}": {"get": {}} for index in range(1500)}}
+    assert len(endpoints_from_openapi(many, methods=["GET"], params={})) == 1000
+    assert fill_path("/a/{extra}", {"extra": "given"}) == "/a/given"
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ([("ratelimit-policy", '"a\\"b";q=1, ((')], "not a structured-field list"),
+        ([("ratelimit", "limit=ten, remaining=1, reset=1")], "must be integers"),
+        ([("ratelimit", '"x";r=oops')], "must be non-negative integers"),
+        (
+            [("ratelimit-policy", '"a";q=5'), ("ratelimit", '"b";r=1')],
+            "no RateLimit-Policy item of that name",
+        ),
+    ],
+)
+def test_more_malformed_rate_limit_headers(headers: list[tuple[str, str]], problem: str) -> None:
+    found = ratelimit_violations(obs(headers=API + headers))
+    assert found and any(problem in p for p in found), found
+
+
+def test_escaped_quotes_inside_structured_field_strings() -> None:
+    assert parse_items('"a\\"b";q=1') == [('a\\"b', {"q": "1"})]

@@ -269,6 +269,32 @@ async def test_cancelling_the_request_from_outside_cancels_the_app() -> None:
             await anyio.sleep(0.01)
 
 
+async def test_a_failure_after_the_504_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+
+    def failing(request: Request) -> Response:
+        release.wait(30)
+        raise RuntimeError("the slow call failed in the end")
+
+    app = TimeoutMiddleware(Starlette(routes=[Route("/", failing)]), request_timeout=BOUND)
+    result = Exchange()
+    with caplog.at_level(logging.WARNING, logger="hardenkit.timeouts"):
+        async with anyio.create_task_group() as group:
+
+            async def request() -> None:
+                await call(app, "/", exchange=result)
+
+            group.start_soon(request)
+            with anyio.fail_after(20):
+                await result.complete.wait()
+            release.set()
+        with anyio.fail_after(20):
+            while _DETACHED:
+                await anyio.sleep(0.01)
+    assert result.status == 504
+    assert any("raised after its timeout answer" in r.getMessage() for r in caplog.records)
+
+
 async def test_app_exception_propagates_as_itself() -> None:
     flags = Flags()
     with pytest.raises(RuntimeError, match="app failure"):
@@ -371,6 +397,13 @@ async def test_excluded_paths_are_not_bounded() -> None:
             stall_after=1,
         )
         raise AssertionError("an excluded path was answered")  # pragma: no cover
+
+
+async def test_excluding_the_root_leaves_every_path_unbounded() -> None:
+    flags = Flags()
+    with anyio.move_on_after(BOUND * 3) as waited:
+        await call(hardened(flags, exclude_paths=["/"]), "/slow")
+    assert waited.cancelled_caught  # nobody answered: the client gave up first
 
 
 async def test_non_http_scopes_pass_through() -> None:
