@@ -437,7 +437,7 @@ def test_swagger_base_path_parameter_examples_and_the_endpoint_cap() -> None:
         },
     }
     assert [e.path for e in endpoints_from_openapi(swagger, methods=["GET"], params={})] == ["/v2/pets/7"]
-    many = {"paths": {f"/p{index}": {"get": {}} for index in range(1500)}}
+    many: dict[str, Any] = {"paths": {f"/p{index}": {"get": {}} for index in range(1500)}}
     assert len(endpoints_from_openapi(many, methods=["GET"], params={})) == 1000
     assert fill_path("/a/{extra}", {"extra": "given"}) == "/a/given"
 
