@@ -30,7 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CheckError", "CheckOptions", "audit", "run"]
 
-_BODY_LIMIT = 65_536  # bytes of each body kept for the checks; the rest is read and dropped
+# Bytes of a body kept for the checks (the rest is read and dropped): only error and probe
+# bodies are judged, and the OpenAPI document read, so a run's memory stays small whatever
+# the budget and the size of the answers.
+_BODY_LIMIT = 65_536
+_OPENAPI_LIMIT = 8 * 1024 * 1024
 MAX_BURST = 1000
 DEFAULT_PROBES = ("/livez", "/readyz", "/healthz")
 
@@ -126,9 +130,15 @@ class _Session:
             async with self.client.stream(method, path, headers=all_headers) as response:
                 elapsed = (perf_counter() - start) * 1000
                 body = bytearray()
+                if label == "openapi":
+                    keep = _OPENAPI_LIMIT
+                elif response.status_code >= 400 or label == "probe":
+                    keep = _BODY_LIMIT
+                else:
+                    keep = 0
                 async for chunk in response.aiter_bytes():  # decoded: a gzipped problem+json is still JSON
-                    if len(body) < _BODY_LIMIT:
-                        body += chunk[: _BODY_LIMIT - len(body)]
+                    if len(body) < keep:
+                        body += chunk[: keep - len(body)]
         except httpx.TransportError as exc:
             raise CheckError(f"{method} {self.client.base_url.join(path)}: {_describe(exc)}") from None
         observation = Observation(
