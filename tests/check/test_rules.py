@@ -286,6 +286,16 @@ def test_version_leaks(name: str, value: str) -> None:
     )
 
 
+def test_a_failed_warning_decides_the_exit_only_when_strict() -> None:
+    leaky = obs(rid="hk-7", sent="hk-7", headers=API + [("server", "nginx/1.25.3")])
+    results = evaluate(
+        [*good_set(), leaky], options=CheckOptions(url="http://127.0.0.1:1"), tls=None, now=NOW
+    )
+    assert Report("t", results, 8).failed() == []
+    assert [r.id for r in Report("t", results, 8, strict=True).failed()] == ["server-leak"]
+    assert "WARN  server-leak" in render(Report("t", results, 8), "table")
+
+
 def test_hsts_on_https() -> None:
     tls = TlsInfo(version="TLSv1.3", refuses_old=True, not_after=NOW + timedelta(days=90))
     observations = good_set()

@@ -160,7 +160,30 @@ def test_cors_reflection_and_version_leak(capsys: pytest.CaptureFixture[str]) ->
     failed = failing(json.loads(out))
     assert "cors" in failed and "server-leak" in failed
     assert any("Express/4.17.1" in v for v in failed["server-leak"]["violations"])
+    assert failed["server-leak"]["severity"] == "warning"
     assert code == 1
+
+
+def test_a_failed_warning_fails_the_run_only_with_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    with uvicorn_server("integration.check_apps:leaky") as (url, _):
+        common = [
+            url,
+            "--path",
+            "/",
+            "--skip",
+            "cors",
+            "--skip",
+            "request-id-present",
+            "--skip",
+            "latency-header",
+            "--skip",
+            "problem-json",
+        ]
+        code, out = check(capsys, *common, "--color", "never")
+        assert "WARN  server-leak" in out
+        assert code == 0
+        strict_code, _ = check(capsys, *common, "--strict")
+    assert strict_code == 1
 
 
 def test_compressed_answers_are_judged_decoded(capsys: pytest.CaptureFixture[str]) -> None:

@@ -96,7 +96,7 @@ CHECKS: dict[str, CheckSpec] = _catalogue(
     ),
     CheckSpec(
         "server-leak",
-        "error",
+        "warning",
         "no version numbers in Server or X-Powered-By",
         "drop the version: uvicorn --no-server-header, or remove X-Powered-By in the app or proxy",
     ),
@@ -169,10 +169,11 @@ class Report:
     requests: int
     endpoints: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    strict: bool = False  # warnings fail the run too
 
-    def failed(self, *, strict: bool = False) -> list[CheckResult]:
+    def failed(self) -> list[CheckResult]:
         """Failed checks that decide the exit status: errors, and warnings too when ``strict``."""
-        return [r for r in self.results if r.status == "fail" and (strict or r.spec.severity == "error")]
+        return [r for r in self.results if r.status == "fail" and (self.strict or r.spec.severity == "error")]
 
     def counts(self) -> dict[str, int]:
         counts = {"pass": 0, "fail": 0, "skip": 0}

@@ -65,6 +65,7 @@ class CheckOptions:
     skip: frozenset[str] = frozenset()
     request_id_header: str = "X-Request-ID"
     latency_header: str | None = "X-Latency-MS"
+    strict: bool = False  # a failed warning-level check fails the run too
 
     def validate(self) -> None:
         parts = urlsplit(self.url)
@@ -331,6 +332,7 @@ async def audit(options: CheckOptions, *, app: Any = None) -> Report:
         requests=len(session.observations),
         endpoints=[f"{e.method} {e.path}" for e in endpoints],
         notes=session.notes,
+        strict=options.strict,
     )
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 _INSTALL_HINT = "hardenkit check needs httpx: pip install 'hardenkit[check]'"
 _EPILOG = """\
-exit status: 0 when every check passes, 1 on violations, 2 on a usage or connection error.
+exit status: 0 when every check passes (failed warnings too, unless --strict), 1 on violations,
+2 on a usage or connection error.
 example (CI): hardenkit check http://127.0.0.1:8000 --path /items/1 --format junit --output check.xml
 """
 
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument(
         "--skip", action="append", default=[], choices=sorted(CHECKS), metavar="CHECK", help="skip a check"
     )
+    rules.add_argument("--strict", action="store_true", help="warnings (e.g. server-leak) fail the run too")
     rules.add_argument("--request-id-header", default="X-Request-ID")
     rules.add_argument("--latency-header", default="X-Latency-MS", help="'none' to skip the latency check")
     tls = parser.add_argument_group("https")
@@ -119,6 +121,7 @@ def main(argv: list[str]) -> int:
         skip=frozenset(args.skip) | (frozenset({"probes"}) if args.no_probes else frozenset()),
         request_id_header=args.request_id_header,
         latency_header=None if args.latency_header.lower() == "none" else args.latency_header,
+        strict=args.strict,
     )
     try:
         report = run(options)
