@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -45,7 +47,7 @@ async def index(request: Request) -> Response:
 async def get_item(request: Request) -> Response:
     item = ITEMS.get(request.path_params["item_id"])
     if item is None:
-        return JSONResponse({"detail": "no such item"}, status_code=404)
+        raise HTTPException(404, "no such item")
     return JSONResponse(item)
 
 
@@ -72,8 +74,24 @@ async def boom(request: Request) -> Response:
     raise RuntimeError("the demo's deliberate failure")
 
 
+async def problem(request: Request, exc: Exception) -> Response:
+    """Errors as RFC 9457 problem+json carrying the request id, like hardenkit's own answers."""
+    assert isinstance(exc, HTTPException)
+    document = {
+        "type": "about:blank",
+        "title": HTTPStatus(exc.status_code).phrase,
+        "status": exc.status_code,
+        "detail": exc.detail,
+        "request_id": hk.request_id(),
+    }
+    return JSONResponse(
+        document, status_code=exc.status_code, headers=exc.headers, media_type="application/problem+json"
+    )
+
+
 def build_app() -> Starlette:
     return Starlette(
+        exception_handlers={HTTPException: problem},
         routes=[
             Route("/", index),
             Route("/items/{item_id:int}", get_item),
@@ -81,7 +99,7 @@ def build_app() -> Starlette:
             Route("/slow", slow),
             Route("/stream", stream),
             Route("/boom", boom),
-        ]
+        ],
     )
 
 

@@ -12,7 +12,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hardenkit"
 
 #: Component packages: each may import the shared core, the errors, the version and other
 #: components' *public* package names, never another component's modules.
-COMPONENTS = ("headers", "ratelimit", "auth", "logs", "metrics", "lock", "health", "aio", "cli")
+COMPONENTS = (
+    "headers",
+    "ratelimit",
+    "auth",
+    "logs",
+    "metrics",
+    "lock",
+    "health",
+    "aio",
+    "timeouts",
+    "check",
+    "cli",
+)
 SHARED = ("hardenkit._core", "hardenkit.errors", "hardenkit._version")
 MAX_LINES = 800
 MAX_INIT_LINES = 60

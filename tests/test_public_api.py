@@ -60,6 +60,13 @@ PUBLISHED: dict[str, set[str]] = {
         "BURN_WINDOWS", "SLO", "MetricsMiddleware", "fetch_exposition", "format_summary", "grafana_dashboard", "parse_exposition",
         "prometheus_rules", "slos_from_env", "summarize",
     },
+    # Added by the request-timeout issue.
+    "hardenkit.timeouts": {"TimeoutMiddleware"},
+    # Added by the `hardenkit check` issue.
+    "hardenkit.check": {
+        "CHECKS", "CheckError", "CheckOptions", "CheckResult", "CheckSpec", "Observation", "Report", "audit",
+        "render", "render_error", "run",
+    },
 }  # fmt: skip
 
 
@@ -116,11 +123,13 @@ def test_the_same_object_under_every_import_path() -> None:
     import hardenkit.health
     import hardenkit.logs
     import hardenkit.ratelimit
+    import hardenkit.timeouts
 
     assert hk.HeaderContractMiddleware is hardenkit.headers.HeaderContractMiddleware
     assert hk.RateLimitMiddleware is hardenkit.ratelimit.RateLimitMiddleware
     assert hk.HealthProbeMiddleware is hardenkit.health.HealthProbeMiddleware
     assert hk.AccessLogMiddleware is hardenkit.logs.AccessLogMiddleware
+    assert hk.TimeoutMiddleware is hardenkit.timeouts.TimeoutMiddleware
     assert hk.request_id is hardenkit.headers.request_id
 
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .logs import AccessLogMiddleware, RedactingFilter, Redactor, configure_logging
     from .metrics import SLO, MetricsMiddleware
     from .ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
+    from .timeouts import TimeoutMiddleware
 
 # public name -> module that defines it (relative to this package)
 _LAZY: dict[str, str] = {
@@ -66,6 +67,7 @@ _LAZY: dict[str, str] = {
     "StateCorrupted": ".errors",
     "StateError": ".errors",
     "StorageUnavailable": ".errors",
+    "TimeoutMiddleware": ".timeouts",
     "Wiring": "._core.kit",
     "atomic_write": ".lock",
     "configure_limiter": ".aio",
@@ -106,6 +108,7 @@ __all__ = [
     "StateCorrupted",
     "StateError",
     "StorageUnavailable",
+    "TimeoutMiddleware",
     "Wiring",
     "__version__",
     "atomic_write",

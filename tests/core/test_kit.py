@@ -130,7 +130,7 @@ def test_install_orders_slots_canonically_whatever_the_register_order() -> None:
     for order in (
         list(SLOTS),
         list(reversed(SLOTS)),
-        ["ratelimit", "health", "body_limit", "metrics", "auth", "headers", "access_log"],
+        ["ratelimit", "health", "body_limit", "metrics", "timeout", "auth", "headers", "access_log"],
     ):
         kit = hk.Kit()
         for slot in order:

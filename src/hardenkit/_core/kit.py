@@ -3,7 +3,8 @@
 A Kit holds middleware registrations and installs them in the canonical order
 (outermost first)::
 
-    kit root (lifespan hooks) > health > headers > metrics > access_log > auth > ratelimit > body_limit > app
+    kit root (lifespan hooks) > health > headers > metrics > access_log > timeout > auth > ratelimit
+    > body_limit > app
 
 whatever the order of the ``register`` calls. Components find out about each
 other through one :class:`Wiring` object per kit, handed to every
@@ -41,7 +42,16 @@ __all__ = ["SLOTS", "Kit", "Wiring", "harden"]
 logger = logging.getLogger("hardenkit.kit")
 
 #: The named slots, outermost first.
-SLOTS: tuple[str, ...] = ("health", "headers", "metrics", "access_log", "auth", "ratelimit", "body_limit")
+SLOTS: tuple[str, ...] = (
+    "health",
+    "headers",
+    "metrics",
+    "access_log",
+    "timeout",
+    "auth",
+    "ratelimit",
+    "body_limit",
+)
 
 _SLOT_RANK = {name: (index + 1) * 100 for index, name in enumerate(SLOTS)}
 _OUTERMOST = 10
@@ -481,6 +491,8 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     # Only when prometheus_client is installed (see _REQUIRES).
     ("metrics", "hardenkit.metrics:MetricsMiddleware", {}),
     ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
+    # 30 s to start answering, 30 s for the body: a slow dependency or client cannot hold a worker.
+    ("timeout", "hardenkit.timeouts:TimeoutMiddleware", {}),
     ("ratelimit", "hardenkit.ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
     # Starlette's own; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
     (
