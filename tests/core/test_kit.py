@@ -183,7 +183,7 @@ def test_other_middleware_gets_explicit_or_known_places() -> None:
     )
     client = TestClient(kit.install(make_app()))
     assert client.get("/").json()["trace"] == [
-        "outer", "health", "headers", "after-headers", "before-ratelimit", "ratelimit", "inner",
+        "outer", "headers", "after-headers", "health", "before-ratelimit", "ratelimit", "inner",
     ]  # fmt: skip
 
 

@@ -165,8 +165,9 @@ async def test_a_custom_path() -> None:
 # -- kit wiring --------------------------------------------------------------------------------
 
 
-def test_the_slot_is_just_inside_the_header_contract() -> None:
-    assert kit_module.SLOTS.index("metrics") == kit_module.SLOTS.index("headers") + 1
+def test_the_slot_is_just_inside_the_header_contract_and_the_probes() -> None:
+    # Probes are answered outside metrics (not traffic); everything else the header contract sees is counted.
+    assert kit_module.SLOTS[: kit_module.SLOTS.index("metrics")] == ("headers", "health")
     assert kit_module.SLOTS.index("metrics") < kit_module.SLOTS.index("access_log")
     text = (
         hk.Kit()

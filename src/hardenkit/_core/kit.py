@@ -3,7 +3,7 @@
 A Kit holds middleware registrations and installs them in the canonical order
 (outermost first)::
 
-    kit root (lifespan hooks) > health > headers > metrics > access_log > timeout > auth > ratelimit
+    kit root (lifespan hooks) > headers > health > metrics > access_log > timeout > auth > ratelimit
     > body_limit > app
 
 whatever the order of the ``register`` calls. Components find out about each
@@ -43,8 +43,8 @@ logger = logging.getLogger("hardenkit.kit")
 
 #: The named slots, outermost first.
 SLOTS: tuple[str, ...] = (
-    "health",
     "headers",
+    "health",
     "metrics",
     "access_log",
     "timeout",
@@ -61,11 +61,13 @@ _ROOT_RANK = 0
 # Where well-known middleware goes when it is registered without an explicit place.
 # Keyed by qualified name, so that knowing them costs no import.
 _KNOWN_PLACES: dict[str, str] = {
-    # Inside the header contract (their answers carry the request id), outside the
-    # rate limiter (a 429 still gets CORS headers, so browsers can read it).
-    "starlette.middleware.cors.CORSMiddleware": "after:headers",
-    "starlette.middleware.trustedhost.TrustedHostMiddleware": "after:headers",
-    "starlette.middleware.httpsredirect.HTTPSRedirectMiddleware": "after:headers",
+    # Inside the header contract (their answers carry the request id) and inside the
+    # probes (a kubelet probing the pod's IP over http must not meet TrustedHost's 400
+    # or HTTPSRedirect's 307), outside the rate limiter (a 429 still gets CORS headers,
+    # so browsers can read it).
+    "starlette.middleware.cors.CORSMiddleware": "after:health",
+    "starlette.middleware.trustedhost.TrustedHostMiddleware": "after:health",
+    "starlette.middleware.httpsredirect.HTTPSRedirectMiddleware": "after:health",
     "starlette.middleware.gzip.GZipMiddleware": "before:ratelimit",
     "starlette.middleware.body_limit.RequestBodyLimitMiddleware": "body_limit",
 }
