@@ -1,22 +1,24 @@
 """The Redis/Valkey Lua scripts: every limit of a request checked and counted in one round trip.
 
-Imports limits' async storages lazily, through the engine's own helpers.
+The fixed and sliding window scripts live here, the moving window's in ``moving``;
+:class:`ScriptEngine` runs all three. Imports limits' async storages lazily.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
+import anyio
 
-from .clients import _POOLED, _close_storage, client_options, scheme_of
+from .clients import _close_storage, client_options, scheme_of
 from .engine import Decision, Stat, Window, sliding_refill, sliding_wait
+from .moving import MAX_REMEMBERED_BYTES, MAX_REMEMBERED_LOGS, MOVING_WINDOW_LUA, MovingPlan
 
 logger = logging.getLogger("hardenkit.ratelimit")
 
@@ -28,14 +30,16 @@ local ok = 1
 if ARGV[2] == '1' or cost == 0 then
   local counts = redis.call('mget', unpack(KEYS))
   for i = 1, n do
-    used[i] = tonumber(counts[i]) or 0
+    -- A full window's counter can exceed its limit (refused requests of cost 1 on one
+    -- limit are not given back): it means "full", the same as in memory.
+    used[i] = math.min(tonumber(counts[i]) or 0, tonumber(ARGV[1 + 2 * i]))
     if used[i] + cost > tonumber(ARGV[1 + 2 * i]) then ok = 0 end
   end
 else
   for i = 1, n do
     local c = redis.call('incrby', KEYS[i], cost)
     if c == cost then redis.call('pexpire', KEYS[i], ARGV[2 + 2 * i]) end
-    used[i] = c - cost
+    used[i] = math.min(c - cost, tonumber(ARGV[1 + 2 * i]))
     if c > tonumber(ARGV[1 + 2 * i]) then ok = 0 end
   end
   -- A refused request gives back what it took. (With one limit and a cost of 1 the
@@ -133,16 +137,26 @@ return ok .. ' ' .. table.concat(out, ' ')
 """
 
 
+class StorageBusy(Exception):
+    """Every connection stayed busy for longer than the wait bound (a burst, not an outage)."""
+
+
 class ScriptEngine:
     """Redis/Valkey through a ``limits.aio`` storage's client: one EVALSHA per request.
 
     Requests that arrive while others wait on Redis are sent together in one
     pipeline (auto-pipelining): still one atomic script call per request, but one
     network round trip and one connection checkout per batch, which is most of the
-    cost of a redis-py call. The script answers with one short string ("1 41")
-    because parsing a flat RESP array costs more than ``split()``; the caller
-    derives the reset times from the clock-aligned windows.
+    cost of a redis-py call. The fixed and sliding window scripts answer with one
+    short string ("1 41") because parsing a flat RESP array costs more than
+    ``split()``; the caller derives the reset times from the clock-aligned windows.
+
+    Calls take a slot first (one per pooled connection, so the client's own pool
+    never runs dry, whatever the scheme): waiting for a slot is a burst, not an
+    outage, and only the call itself is bounded by ``storage_timeout``.
     """
+
+    bounded = True
 
     def __init__(
         self, uri: str, strategy: str, options: dict[str, Any], key_prefix: str, timeout: float = 0.5
@@ -150,31 +164,79 @@ class ScriptEngine:
         from limits.storage import storage_from_string
 
         # limits builds the client (URI parsing, TLS, cluster, sentinel); we only add a script.
-        self.storage = storage_from_string("async+" + uri, **client_options(uri, options, timeout))
+        built, self.max_connections = client_options(uri, options, timeout)
+        self.storage = storage_from_string("async+" + uri, **built)
         self.client = self.storage.bridge.get_connection()  # type: ignore[union-attr]
+        self.strategy = strategy
         self.sliding = strategy == "sliding-window"
-        self.lua = _SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA
+        self.moving = strategy == "moving-window"
+        self.lua = (
+            MOVING_WINDOW_LUA if self.moving else _SLIDING_WINDOW_LUA if self.sliding else _FIXED_WINDOW_LUA
+        )
         self.sha = hashlib.sha1(self.lua.encode("utf-8")).hexdigest()
-        self.prefix = f"{key_prefix}:{'sw2' if self.sliding else 'fw'}"
+        self.prefix = f"{key_prefix}:{'mw' if self.moving else 'sw2' if self.sliding else 'fw'}"
+        self.timeout = timeout
+        # A burst waits this long for a connection before the request is refused alone.
+        self.wait_bound = max(5.0, 10 * timeout)
+        self.cluster = "cluster" in scheme_of(uri)
         # Cluster pipelines cannot carry scripts across slots: one call per request there.
-        self.batching = "cluster" not in scheme_of(uri)
-        # Plain Redis/Valkey get a pool with timeouts (client_options); cluster and
-        # sentinel clients do not, so those calls get a cancel scope.
-        self.bounded = scheme_of(uri) in _POOLED
+        self.batching = not self.cluster
+        self._slots = asyncio.Semaphore(self.max_connections)
+        self._ready = False
+        self._preparing: asyncio.Future[None] | None = None
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         # Sliding window: current window key -> the previous window's count, as the
-        # script last reported it (see _SLIDING_WINDOW_LUA). Emptied when it grows large.
+        # script last reported it (see _SLIDING_WINDOW_LUA). Moving window: key -> the
+        # log as the script left it (see moving.py). Emptied when they grow large.
         self._known: dict[str, int] = {}
+        self._logs: dict[str, bytes] = {}
+
+    async def prepare(self) -> None:
+        """Load the cluster's slot table and the script, once, before the first request.
+
+        A cluster client used before its slot table is loaded sends commands to the
+        wrong nodes; MOVED replies then close its connections. Concurrent callers
+        share one attempt; a failed attempt is retried by a later request.
+        """
+        if self._ready:
+            return
+        task = self._preparing
+        if task is None:
+            task = self._preparing = asyncio.ensure_future(self._prepare())
+        try:
+            await asyncio.shield(task)
+        except BaseException:
+            if task.done() and self._preparing is task:
+                self._preparing = None
+            raise
+
+    async def _prepare(self) -> None:
+        async with self._slot():
+            with anyio.fail_after(self.timeout * 4):
+                if self.cluster:
+                    await self.client.initialize()
+                await self.client.script_load(self.lua)
+        self._ready = True
+
+    async def reset(self) -> None:
+        """Drop idle pooled connections: after a restart or a failover every one is stale."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None:
+            await pool.disconnect(inuse_connections=False)
 
     async def acquire(
         self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
     ) -> Decision:
+        if not self._ready:
+            await self.prepare()
         now = time.time()
         cost = max(0, cost)
         # One hash tag per (policy, client): all keys of a request live on one cluster slot.
         tag = f"{self.prefix}:{{{namespace}/{client}}}"
+        if self.moving:
+            return await self._moving(windows, tag, now, cost, peek)
         keys: list[str] = []
         args: list[Any] = [cost, 1 if peek else 0]
         known = self._known
@@ -190,8 +252,7 @@ class ScriptEngine:
                 args += (window.amount, window.seconds * 1000)
         if len(known) > 50_000:
             known.clear()
-        call = [len(keys), *keys, *args]
-        reply = await (self._batched(call) if self.batching else self._evalsha(call))
+        reply = await self._send([len(keys), *keys, *args])
         values = [int(part) for part in reply.split()]
         allowed = values[0] == 1
         counted = allowed and not peek and cost > 0
@@ -217,15 +278,51 @@ class ScriptEngine:
             stats.append(Stat(window, max(0, window.amount - used), reset, violated))
         return Decision(allowed, tuple(stats))
 
+    async def _moving(
+        self, windows: Sequence[Window], tag: str, now: float, cost: int, peek: bool
+    ) -> Decision:
+        logs = self._logs
+        keys = [f"{tag}/{window.tag}" for window in windows]
+        plan = MovingPlan(windows, keys, [logs.get(key) for key in keys], int(now * 1000), cost, peek)
+        reply = await self._send(plan.call())
+        decision, after = plan.result(reply)
+        if len(logs) > MAX_REMEMBERED_LOGS:
+            logs.clear()
+        for key, log in zip(keys, after, strict=True):
+            if len(log) <= MAX_REMEMBERED_BYTES:
+                logs[key] = log
+            else:
+                logs.pop(key, None)
+        return decision
+
+    async def _send(self, call: list[Any]) -> Any:
+        if self.batching:
+            return await self._batched(call)
+        async with self._slot():
+            with anyio.fail_after(self.timeout):
+                return await self._evalsha(call)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        try:
+            with anyio.fail_after(self.wait_bound):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise StorageBusy(f"no connection free within {self.wait_bound:.1f}s") from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
     async def _evalsha(self, call: list[Any]) -> Any:
         try:
             return await self.client.evalsha(self.sha, *call)
         except Exception as exc:
             if not _is_noscript(exc):
                 raise
-            # Redis restarted (or SCRIPT FLUSH): load the script and try once more.
-            await self.client.script_load(self.lua)
-            return await self.client.evalsha(self.sha, *call)
+            # Redis restarted, failed over or was flushed: EVAL runs (and caches) the
+            # script on whichever node owns the keys, in the same single call.
+            return await self.client.eval(self.lua, *call)
 
     def _batched(self, call: list[Any]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -247,10 +344,12 @@ class ScriptEngine:
 
     async def _flush(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
         try:
-            if len(batch) == 1:
-                results: list[Any] = [await self._evalsha(batch[0][0])]
-            else:
-                results = await self._pipeline([call for call, _ in batch])
+            async with self._slot():
+                with anyio.fail_after(self.timeout):
+                    if len(batch) == 1:
+                        results: list[Any] = [await self._evalsha(batch[0][0])]
+                    else:
+                        results = await self._pipeline([call for call, _ in batch])
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -260,7 +359,7 @@ class ScriptEngine:
             return
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
-                continue  # the request gave up (timeout or disconnect); it was still counted
+                continue  # the request gave up (disconnect); it was still counted
             if isinstance(result, Exception):
                 future.set_exception(result)
             else:

@@ -1,0 +1,215 @@
+"""The moving window on Redis/Valkey: hardenkit's own Lua script, one round trip per request.
+
+limits' moving window takes two calls per request (acquire, then the window
+stats), counts a refused request on the limits that still had room when a
+request has several, and writes under limits' own key prefix. This script keeps
+the log of each limit in one string (entries of 11 bytes: the time in ms, 6
+bytes, and the units, 5 bytes, oldest first), checks every limit of the request,
+counts them only if all pass, and never counts a refused request.
+
+One command inside Redis per limit: the process remembers each log as it last
+left it and sends what it expects there. When the request should be admitted it
+sends the new log too, and one ``SET ... GET`` writes it and returns the old
+value to compare; otherwise one ``MGET`` reads and compares. Only when the log
+is not what the process expected (another process wrote it, it expired, or the
+process has never seen it) does the script decide from the stored logs and write
+again: correctness never depends on the remembered copy, only the cost does.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from .engine import Decision, Stat, Window
+
+ENTRY = 11
+#: Logs longer than this are not remembered (their requests cost one more command).
+MAX_REMEMBERED_BYTES = 4096
+#: Remembered logs per process (beyond it the memory is emptied and refills).
+MAX_REMEMBERED_LOGS = 20_000
+
+# KEYS: one key per limit. ARGV: cost, peek (0/1), now (ms), mode ('w': the process
+# expects to admit and count, 'r': anything else), then per limit: limit, window (ms),
+# the expected log ('?': unknown), and in mode 'w' the log to write.
+# Returns {2} when the expectation held (the process's own decision stands), else
+# {allowed, stored log per limit} (the logs as they were before this request).
+MOVING_WINDOW_LUA = """
+local cost = tonumber(ARGV[1])
+local count = ARGV[2] ~= '1' and cost > 0
+local now = tonumber(ARGV[3])
+local write = ARGV[4] == 'w'
+local per = write and 4 or 3
+local n = #KEYS
+local olds = {}
+local matched = true
+if write then
+  for i = 1, n do
+    local b = 4 + per * (i - 1)
+    local old = redis.call('set', KEYS[i], ARGV[b + 4], 'GET', 'PX', ARGV[b + 2])
+    olds[i] = old or ''
+    if olds[i] ~= ARGV[b + 3] then matched = false end
+  end
+else
+  local v = redis.call('mget', unpack(KEYS))
+  for i = 1, n do
+    olds[i] = v[i] or ''
+    if olds[i] ~= ARGV[4 + per * (i - 1) + 3] then matched = false end
+  end
+end
+if matched then return {2} end
+local ok = 1
+local kept = {}
+for i = 1, n do
+  local b = 4 + per * (i - 1)
+  local limit, horizon = tonumber(ARGV[b + 1]), now - tonumber(ARGV[b + 2])
+  local log = olds[i]
+  local j = 1
+  while j <= #log and struct.unpack('>I6', log, j) <= horizon do j = j + 11 end
+  kept[i] = string.sub(log, j)
+  local used = 0
+  for k = j, #log, 11 do
+    local _, c = struct.unpack('>I6I5', log, k)
+    used = used + c
+  end
+  if used + cost > limit then ok = 0 end
+end
+local out = {ok}
+for i = 1, n do
+  local b = 4 + per * (i - 1)
+  local final = kept[i]
+  local admitted = ok == 1 and count
+  if admitted then final = final .. struct.pack('>I6I5', now, cost) end
+  if write or admitted then
+    if final == '' then
+      redis.call('del', KEYS[i])
+    elseif not (write and final == ARGV[b + 4]) then
+      redis.call('set', KEYS[i], final, 'PX', ARGV[b + 2])
+    end
+  end
+  out[i + 1] = olds[i]
+end
+return out
+"""
+
+_PACK = struct.Struct(">Q")
+
+
+def entry(now_ms: int, cost: int) -> bytes:
+    return _PACK.pack(now_ms)[2:] + _PACK.pack(cost)[3:]
+
+
+def parse_log(log: bytes) -> list[tuple[int, int]]:
+    """[(time ms, units)] of a stored log, oldest first."""
+    return [
+        (int.from_bytes(log[i : i + 6], "big"), int.from_bytes(log[i + 6 : i + ENTRY], "big"))
+        for i in range(0, len(log) - ENTRY + 1, ENTRY)
+    ]
+
+
+def prune(log: bytes, horizon_ms: int) -> bytes:
+    """The log without its entries at or before ``horizon_ms`` (as the script prunes)."""
+    i = 0
+    while i < len(log) and int.from_bytes(log[i : i + 6], "big") <= horizon_ms:
+        i += ENTRY
+    return log[i:]
+
+
+class MovingPlan:
+    """One request on the moving window: the script call, then the decision from its reply."""
+
+    __slots__ = ("cost", "count", "expected", "keys", "new", "now_ms", "windows")
+
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        keys: list[str],
+        expected: list[bytes | None],
+        now_ms: int,
+        cost: int,
+        peek: bool,
+    ) -> None:
+        self.windows = windows
+        self.keys = keys
+        self.expected = expected
+        self.now_ms = now_ms
+        self.cost = cost
+        self.count = not peek and cost > 0
+        self.new: list[bytes] | None = None
+
+    def call(self) -> list[Any]:
+        """Arguments of EVALSHA after the script's digest."""
+        predicted = None
+        if all(log is not None for log in self.expected):
+            predicted = self.decide([log or b"" for log in self.expected])
+        write = predicted is not None and predicted.allowed and self.count
+        args: list[Any] = [self.cost, 0 if self.count else 1, self.now_ms, "w" if write else "r"]
+        if write:
+            self.new = [
+                prune(log or b"", self.now_ms - w.seconds * 1000) + entry(self.now_ms, self.cost)
+                for log, w in zip(self.expected, self.windows, strict=True)
+            ]
+        for i, window in enumerate(self.windows):
+            log = self.expected[i]
+            args += (window.amount, window.seconds * 1000, b"?" if log is None else log)
+            if self.new is not None:
+                args.append(self.new[i])
+        return [len(self.keys), *self.keys, *args]
+
+    def result(self, reply: Sequence[Any]) -> tuple[Decision, list[bytes]]:
+        """The decision, and each log as the script left it (for the next request)."""
+        if int(reply[0]) == 2:
+            logs = [log or b"" for log in self.expected]
+            decision = self.decide(logs)
+            if self.new is not None:
+                return decision, self.new
+            return decision, logs
+        logs = [bytes(value or b"") for value in reply[1:]]
+        decision = self.decide(logs)
+        after = []
+        for log, window in zip(logs, self.windows, strict=True):
+            if decision.allowed and self.count:
+                log = prune(log, self.now_ms - window.seconds * 1000) + entry(self.now_ms, self.cost)
+            after.append(log)
+        return decision, after
+
+    def decide(self, logs: Sequence[bytes]) -> Decision:
+        """What the script decides for these logs, with the headers' numbers."""
+        now = self.now_ms
+        cost = self.cost
+        checks = []
+        allowed = True
+        for log, window in zip(logs, self.windows, strict=True):
+            horizon = now - window.seconds * 1000
+            entries = [(ts, units) for ts, units in parse_log(log) if ts > horizon]
+            used = sum(units for _, units in entries)
+            ok = used + cost <= window.amount
+            allowed = allowed and ok
+            checks.append((window, entries, used, ok, horizon))
+        counted = allowed and self.count
+        stats = []
+        for window, entries, used, ok, horizon in checks:
+            if not ok:
+                reset = _wait(entries, used, cost, window, horizon)
+            elif entries:
+                reset = (entries[0][0] - horizon) / 1000
+            else:
+                reset = float(window.seconds)
+            if counted:
+                used += cost
+            stats.append(Stat(window, max(0, window.amount - used), reset, not ok))
+        return Decision(allowed, tuple(stats))
+
+
+def _wait(entries: list[tuple[int, int]], used: int, cost: int, window: Window, horizon: int) -> float:
+    """Seconds until enough of the oldest entries leave for ``cost`` more units."""
+    if cost > window.amount:
+        return float(window.seconds)
+    needed = used + cost - window.amount
+    freed = 0
+    for stamp, units in entries:
+        freed += units
+        if freed >= needed:
+            return max(0.0, (stamp - horizon) / 1000)
+    return float(window.seconds)  # pragma: no cover - the entries always add up to used
