@@ -81,14 +81,22 @@ def client_options(uri: str, options: dict[str, Any], timeout: float = 0.5) -> t
 
 
 async def _close_storage(storage: Any) -> None:
-    """Close the client and pool behind a limits.aio Redis storage (other storages: nothing)."""
+    """Close the clients and pools behind a limits.aio Redis storage (other storages: nothing).
+
+    A Sentinel storage also holds connections to the sentinels and a replica client.
+    """
     bridge = getattr(storage, "bridge", None)
     if bridge is None:
         return
-    client = bridge.get_connection()
-    pool = getattr(client, "connection_pool", None)
-    close = getattr(client, "aclose", None)
-    if close is not None:
-        await close()
-    if pool is not None:
-        await pool.disconnect()
+    clients = [bridge.get_connection(), getattr(bridge, "storage_replica", None)]
+    sentinel = getattr(bridge, "sentinel", None)
+    clients += list(getattr(sentinel, "sentinels", ()))
+    for client in clients:
+        if client is None:
+            continue
+        pool = getattr(client, "connection_pool", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
+        if pool is not None:
+            await pool.disconnect()
