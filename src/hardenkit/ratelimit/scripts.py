@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
-from .clients import _close_storage, client_options, scheme_of
+from .clients import DEFAULT_MAX_CONNECTIONS, _close_storage, client_options, scheme_of
 from .engine import Decision, Stat, Window, sliding_refill, sliding_wait
 from .moving import MAX_REMEMBERED_BYTES, MAX_REMEMBERED_LOGS, MOVING_WINDOW_LUA, MovingPlan
 
@@ -137,6 +138,10 @@ return ok .. ' ' .. table.concat(out, ' ')
 """
 
 
+#: Most script calls sent in one pipeline.
+MAX_BATCH = 64
+
+
 class StorageBusy(Exception):
     """Every connection stayed busy for longer than the wait bound (a burst, not an outage)."""
 
@@ -167,6 +172,9 @@ class ScriptEngine:
         built, self.max_connections = client_options(uri, options, timeout)
         self.storage = storage_from_string("async+" + uri, **built)
         self.client = self.storage.bridge.get_connection()  # type: ignore[union-attr]
+        self._setup(uri, strategy, key_prefix, timeout)
+
+    def _setup(self, uri: str, strategy: str, key_prefix: str, timeout: float) -> None:
         self.strategy = strategy
         self.sliding = strategy == "sliding-window"
         self.moving = strategy == "moving-window"
@@ -336,8 +344,16 @@ class ScriptEngine:
         return future
 
     def _start_flush(self) -> None:
+        # Bounded batches: a pipeline's time grows with its size, and each one must
+        # finish within storage_timeout; the rest wait for the next connection.
+        while len(self._pending) > MAX_BATCH:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            self._spawn(batch)
         batch, self._pending = self._pending, []
         self._flush_scheduled = False
+        self._spawn(batch)
+
+    def _spawn(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
         task = asyncio.get_running_loop().create_task(self._flush(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -386,3 +402,52 @@ class ScriptEngine:
 
 def _is_noscript(exc: BaseException) -> bool:
     return type(exc).__name__ == "NoScriptError" or str(exc).startswith("NOSCRIPT")
+
+
+class ThreadScriptEngine(ScriptEngine):
+    """The same scripts through limits' *sync* client, in bounded worker threads (trio).
+
+    The asyncio clients cannot run under trio; the scripts, keys and key prefix are
+    the same as on asyncio, so processes on either loop share exact counters.
+    """
+
+    bounded = False
+
+    def __init__(
+        self, uri: str, strategy: str, options: dict[str, Any], key_prefix: str, timeout: float = 0.5
+    ) -> None:
+        from limits.storage import storage_from_string
+
+        connection = {k: v for k, v in options.items() if k not in ("implementation", "connection_pool")}
+        self.max_connections = int(connection.get("max_connections", DEFAULT_MAX_CONNECTIONS))
+        connection.setdefault("socket_timeout", max(1.0, 2 * timeout))
+        connection.setdefault("socket_connect_timeout", max(1.0, 2 * timeout))
+        self.storage = storage_from_string(uri, **connection)
+        self.sync_client: Any = self.storage.get_connection()  # type: ignore[attr-defined]
+        self._setup(uri, strategy, key_prefix, timeout)
+        self.batching = False
+        self.limiter = anyio.CapacityLimiter(min(16, self.max_connections))
+
+    async def prepare(self) -> None:
+        self._ready = True  # a NOSCRIPT reply loads the script (EVAL) on first use
+
+    async def reset(self) -> None:
+        pool = getattr(self.sync_client, "connection_pool", None)
+        if pool is not None:
+            await anyio.to_thread.run_sync(pool.disconnect, False, limiter=self.limiter)
+
+    async def _send(self, call: list[Any]) -> Any:
+        return await anyio.to_thread.run_sync(
+            self._call, call, limiter=self.limiter, abandon_on_cancel=True
+        )
+
+    def _call(self, call: list[Any]) -> Any:
+        try:
+            return self.sync_client.evalsha(self.sha, *call)
+        except Exception as exc:
+            if not _is_noscript(exc):
+                raise
+            return self.sync_client.eval(self.lua, *call)
+
+    async def aclose(self) -> None:
+        return None

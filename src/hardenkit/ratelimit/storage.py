@@ -15,7 +15,7 @@ from typing import Any
 
 from .clients import scheme_of
 from .engine import _SCRIPT_SCHEMES, _VALKEY_SCHEMES, AsyncEngine, Engine, ThreadEngine
-from .scripts import ScriptEngine
+from .scripts import ScriptEngine, ThreadScriptEngine
 
 logger = logging.getLogger("hardenkit.ratelimit")
 
@@ -46,7 +46,7 @@ class NetworkEngines:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = (
             weakref.WeakKeyDictionary()
         )
-        self._thread_engine: ThreadEngine | None = None
+        self._thread_engine: Engine | None = None
         # Built now so that a bad URI or a missing client library fails at start-up.
         self._spare: Engine | None = self._make()
 
@@ -62,7 +62,12 @@ class NetworkEngines:
             # trio (or another non-asyncio loop): limits' sync storages in worker threads.
             if self._thread_engine is None:
                 options = {k: v for k, v in self.options.items() if k != "implementation"}
-                self._thread_engine = ThreadEngine(self.uri, self.strategy, options)
+                if uses_script(self.uri):
+                    self._thread_engine = ThreadScriptEngine(
+                        self.uri, self.strategy, options, self.key_prefix, self.timeout
+                    )
+                else:
+                    self._thread_engine = ThreadEngine(self.uri, self.strategy, options)
             return self._thread_engine
         engine = self._by_loop.get(loop)
         if engine is None:
@@ -139,7 +144,7 @@ class StorageGuard:
         no new outage.
         """
         now = self.clock()
-        if self.healthy and started is not None and started < self.recovered_at:
+        if self.healthy and started is not None and started <= self.recovered_at:
             return
         if self.healthy:
             self.healthy = False
