@@ -12,8 +12,8 @@ from limits import parse
 
 from hardenkit.ratelimit.clients import mask_uri
 from hardenkit.ratelimit.engine import Window, sliding_wait
-from hardenkit.ratelimit.memory import LocalEngine
 from hardenkit.ratelimit.keys import ClientAddress, parse_ip, parse_networks, safe_key
+from hardenkit.ratelimit.memory import LocalEngine
 from hardenkit.ratelimit.storage import StorageGuard
 
 

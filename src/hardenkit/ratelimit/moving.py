@@ -3,8 +3,9 @@
 limits' moving window takes two calls per request (acquire, then the window
 stats), counts a refused request on the limits that still had room when a
 request has several, and writes under limits' own key prefix. This script keeps
-the log of each limit in one string (entries of 11 bytes: the time in ms, 6
-bytes, and the units, 5 bytes, oldest first), checks every limit of the request,
+the log of each limit in one string (the units it holds, 5 bytes, then entries
+of 11 bytes: the time in ms, 6 bytes, and the units, 5 bytes, oldest first; a
+check reads only the header and the entries that just expired), checks every limit of the request,
 counts them only if all pass, and never counts a refused request.
 
 One command inside Redis per limit: the process remembers each log as it last
@@ -60,27 +61,33 @@ else
 end
 if matched then return {2} end
 local ok = 1
-local kept = {}
+local kept, totals = {}, {}
 for i = 1, n do
   local b = 4 + per * (i - 1)
   local limit, horizon = tonumber(ARGV[b + 1]), now - tonumber(ARGV[b + 2])
   local log = olds[i]
-  local j = 1
-  while j <= #log and struct.unpack('>I6', log, j) <= horizon do j = j + 11 end
-  kept[i] = string.sub(log, j)
-  local used = 0
-  for k = j, #log, 11 do
-    local _, c = struct.unpack('>I6I5', log, k)
-    used = used + c
+  local total, j = 0, 6
+  if #log >= 5 then total = struct.unpack('>I5', log) end
+  -- Only the expired entries at the front are read: the header holds the total.
+  while j <= #log do
+    local ts, c = struct.unpack('>I6I5', log, j)
+    if ts > horizon then break end
+    total = total - c
+    j = j + 11
   end
-  if used + cost > limit then ok = 0 end
+  kept[i], totals[i] = string.sub(log, j), total
+  if total + cost > limit then ok = 0 end
 end
 local out = {ok}
+local admitted = ok == 1 and count
 for i = 1, n do
   local b = 4 + per * (i - 1)
-  local final = kept[i]
-  local admitted = ok == 1 and count
-  if admitted then final = final .. struct.pack('>I6I5', now, cost) end
+  local final = ''
+  if admitted then
+    final = struct.pack('>I5', totals[i] + cost) .. kept[i] .. struct.pack('>I6I5', now, cost)
+  elseif kept[i] ~= '' then
+    final = struct.pack('>I5', totals[i]) .. kept[i]
+  end
   if write or admitted then
     if final == '' then
       redis.call('del', KEYS[i])
@@ -94,26 +101,32 @@ return out
 """
 
 _PACK = struct.Struct(">Q")
+HEADER = 5
 
 
 def entry(now_ms: int, cost: int) -> bytes:
     return _PACK.pack(now_ms)[2:] + _PACK.pack(cost)[3:]
 
 
-def parse_log(log: bytes) -> list[tuple[int, int]]:
-    """[(time ms, units)] of a stored log, oldest first."""
-    return [
-        (int.from_bytes(log[i : i + 6], "big"), int.from_bytes(log[i + 6 : i + ENTRY], "big"))
-        for i in range(0, len(log) - ENTRY + 1, ENTRY)
-    ]
-
-
-def prune(log: bytes, horizon_ms: int) -> bytes:
-    """The log without its entries at or before ``horizon_ms`` (as the script prunes)."""
-    i = 0
+def split(log: bytes, horizon_ms: int) -> tuple[int, int]:
+    """(units in the window, offset of its first live entry) of a stored log, as the script reads it."""
+    if len(log) < HEADER:
+        return 0, HEADER
+    total = int.from_bytes(log[:HEADER], "big")
+    i = HEADER
     while i < len(log) and int.from_bytes(log[i : i + 6], "big") <= horizon_ms:
+        total -= int.from_bytes(log[i + 6 : i + ENTRY], "big")
         i += ENTRY
-    return log[i:]
+    return total, i
+
+
+def advance(log: bytes, horizon_ms: int, add: bytes | None, cost: int) -> bytes:
+    """The log the script stores: expired entries gone, ``add`` (of ``cost`` units) appended."""
+    total, start = split(log, horizon_ms)
+    kept = log[start:]
+    if add is not None:
+        return (total + cost).to_bytes(HEADER, "big") + kept + add
+    return total.to_bytes(HEADER, "big") + kept if kept else b""
 
 
 class MovingPlan:
@@ -146,8 +159,9 @@ class MovingPlan:
         write = predicted is not None and predicted.allowed and self.count
         args: list[Any] = [self.cost, 0 if self.count else 1, self.now_ms, "w" if write else "r"]
         if write:
+            added = entry(self.now_ms, self.cost)
             self.new = [
-                prune(log or b"", self.now_ms - w.seconds * 1000) + entry(self.now_ms, self.cost)
+                advance(log or b"", self.now_ms - w.seconds * 1000, added, self.cost)
                 for log, w in zip(self.expected, self.windows, strict=True)
             ]
         for i, window in enumerate(self.windows):
@@ -167,11 +181,11 @@ class MovingPlan:
             return decision, logs
         logs = [bytes(value or b"") for value in reply[1:]]
         decision = self.decide(logs)
-        after = []
-        for log, window in zip(logs, self.windows, strict=True):
-            if decision.allowed and self.count:
-                log = prune(log, self.now_ms - window.seconds * 1000) + entry(self.now_ms, self.cost)
-            after.append(log)
+        added = entry(self.now_ms, self.cost) if decision.allowed and self.count else None
+        after = [
+            advance(log, self.now_ms - window.seconds * 1000, added, self.cost)
+            for log, window in zip(logs, self.windows, strict=True)
+        ]
         return decision, after
 
     def decide(self, logs: Sequence[bytes]) -> Decision:
@@ -182,18 +196,17 @@ class MovingPlan:
         allowed = True
         for log, window in zip(logs, self.windows, strict=True):
             horizon = now - window.seconds * 1000
-            entries = [(ts, units) for ts, units in parse_log(log) if ts > horizon]
-            used = sum(units for _, units in entries)
+            used, start = split(log, horizon)
             ok = used + cost <= window.amount
             allowed = allowed and ok
-            checks.append((window, entries, used, ok, horizon))
+            checks.append((window, log, start, used, ok, horizon))
         counted = allowed and self.count
         stats = []
-        for window, entries, used, ok, horizon in checks:
+        for window, log, start, used, ok, horizon in checks:
             if not ok:
-                reset = _wait(entries, used, cost, window, horizon)
-            elif entries:
-                reset = (entries[0][0] - horizon) / 1000
+                reset = _wait(log, start, used, cost, window, horizon)
+            elif start < len(log):
+                reset = (int.from_bytes(log[start : start + 6], "big") - horizon) / 1000
             else:
                 reset = float(window.seconds)
             if counted:
@@ -202,14 +215,14 @@ class MovingPlan:
         return Decision(allowed, tuple(stats))
 
 
-def _wait(entries: list[tuple[int, int]], used: int, cost: int, window: Window, horizon: int) -> float:
+def _wait(log: bytes, start: int, used: int, cost: int, window: Window, horizon: int) -> float:
     """Seconds until enough of the oldest entries leave for ``cost`` more units."""
     if cost > window.amount:
         return float(window.seconds)
     needed = used + cost - window.amount
     freed = 0
-    for stamp, units in entries:
-        freed += units
+    for i in range(start, len(log) - ENTRY + 1, ENTRY):
+        freed += int.from_bytes(log[i + 6 : i + ENTRY], "big")
         if freed >= needed:
-            return max(0.0, (stamp - horizon) / 1000)
+            return max(0.0, (int.from_bytes(log[i : i + 6], "big") - horizon) / 1000)
     return float(window.seconds)  # pragma: no cover - the entries always add up to used

@@ -437,9 +437,7 @@ class ThreadScriptEngine(ScriptEngine):
             await anyio.to_thread.run_sync(pool.disconnect, False, limiter=self.limiter)
 
     async def _send(self, call: list[Any]) -> Any:
-        return await anyio.to_thread.run_sync(
-            self._call, call, limiter=self.limiter, abandon_on_cancel=True
-        )
+        return await anyio.to_thread.run_sync(self._call, call, limiter=self.limiter, abandon_on_cancel=True)
 
     def _call(self, call: list[Any]) -> Any:
         try:
