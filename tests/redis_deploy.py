@@ -66,7 +66,7 @@ def _command(port: int, *args: str, timeout: float = 5.0) -> str:
 
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout, decode_responses=True)
     try:
-        return str(client.execute_command(*args))
+        return str(client.execute_command(*args))  # type: ignore[no-untyped-call]
     finally:
         client.close()
 
@@ -230,7 +230,9 @@ class RedisSentinel:
 
         client = redis.Redis(host="127.0.0.1", port=self.sentinel_ports[0], decode_responses=True)
         try:
-            _, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+            _, port = client.execute_command(  # type: ignore[no-untyped-call]
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+            )
         finally:
             client.close()
         return int(port)

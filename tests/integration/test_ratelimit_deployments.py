@@ -215,3 +215,60 @@ def test_sentinel_failover_mid_traffic_never_answers_500(sentinel: RedisSentinel
     assert 500 not in statuses
     assert set(statuses) <= {200, 429}, sorted(set(statuses))
     assert statuses.count(200) > 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_at_most_two_commands_per_request_on_valkey(valkey_server: RedisServer, strategy: str) -> None:
+    delta = commands_per_request(f"valkey://127.0.0.1:{valkey_server.port}/0", strategy, [valkey_server.port])
+    assert delta.get("evalsha") == 10, delta
+    assert sum(delta.values()) <= 20, delta
+
+
+# -- a bounded pool on every scheme --------------------------------------------------------------------
+
+
+def burst_through_a_small_pool(storage: str) -> tuple[list[int], bool]:
+    """300 concurrent requests through a pool of 2 connections; (statuses, still healthy)."""
+
+    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await anyio.sleep(0.01)
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    async def run() -> tuple[list[int], bool]:
+        app = RateLimitMiddleware(
+            slow_app,
+            default="100 per 100 days",
+            storage=storage,
+            storage_options={"max_connections": 2},
+            key_prefix=uuid.uuid4().hex[:8],
+            on_storage_error="deny",
+        )
+        statuses: list[int] = []
+
+        async def one() -> None:
+            statuses.append((await asgi_request(app)).status)
+
+        try:
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(300):
+                        tg.start_soon(one)
+        finally:
+            await app.aclose()
+        return statuses, app.guard.healthy
+
+    return anyio.run(run)
+
+
+@pytest.mark.sentinel
+def test_sentinel_pool_waits_instead_of_too_many_connections(sentinel: RedisSentinel) -> None:
+    statuses, healthy = burst_through_a_small_pool(sentinel.url)
+    assert_exact(statuses)
+    assert healthy
+
+
+@pytest.mark.cluster
+def test_cluster_pool_waits_instead_of_too_many_connections(cluster: RedisCluster) -> None:
+    statuses, healthy = burst_through_a_small_pool(cluster.url)
+    assert_exact(statuses)
+    assert healthy

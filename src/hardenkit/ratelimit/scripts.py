@@ -423,7 +423,7 @@ class ThreadScriptEngine(ScriptEngine):
         connection.setdefault("socket_timeout", max(1.0, 2 * timeout))
         connection.setdefault("socket_connect_timeout", max(1.0, 2 * timeout))
         self.storage = storage_from_string(uri, **connection)
-        self.sync_client: Any = self.storage.get_connection()  # type: ignore[attr-defined]
+        self.sync_client: Any = self.storage.get_connection()  # type: ignore[union-attr]
         self._setup(uri, strategy, key_prefix, timeout)
         self.batching = False
         self.limiter = anyio.CapacityLimiter(min(16, self.max_connections))
