@@ -299,3 +299,113 @@ def test_the_outage_back_off_is_capped_at_five_seconds(caplog: pytest.LogCapture
     assert guard.healthy
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2 and "unreachable" in messages[0] and "reachable again" in messages[1]
+
+
+# -- options from the environment -------------------------------------------------------------------
+
+
+def test_max_keys_and_per_address_from_the_environment() -> None:
+    environ = {
+        "HARDENKIT_RATELIMIT_MAX_KEYS": "50",
+        "HARDENKIT_RATELIMIT_KEY": "header:X-API-Key",
+        "HARDENKIT_RATELIMIT_PER_ADDRESS": "2/minute",
+    }
+    app = hk.Kit.from_env(environ).register(hk.RateLimitMiddleware).install(Starlette())
+    with TestClient(app) as client:
+        statuses = [client.get("/", headers={"X-API-Key": f"k{n}"}).status_code for n in range(3)]
+    assert statuses == [404, 404, 429]
+
+
+# -- what counts as an outage --------------------------------------------------------------------------
+
+
+class _Failing:
+    """An engine whose every call raises ``exc`` (the decider's view of a storage)."""
+
+    bounded = True
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+        self.calls = 0
+
+    async def acquire(self, *args: Any) -> Any:
+        self.calls += 1
+        raise self.exc
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _Network:
+    def __init__(self, engine: _Failing) -> None:
+        self.engine = engine
+
+    def current(self) -> _Failing:
+        return self.engine
+
+
+def decider(exc: Exception, mode: str) -> Any:
+    from hardenkit.ratelimit.fallback import Decider
+    from hardenkit.ratelimit.memory import LocalEngine
+    from hardenkit.ratelimit.storage import StorageGuard
+
+    engine = _Failing(exc)
+    guard = StorageGuard(storage="redis://h/0", mode=mode)
+    made = Decider(
+        guard=guard,
+        mode=mode,
+        timeout=0.5,
+        network=_Network(engine),  # type: ignore[arg-type]
+        local=LocalEngine("fixed-window"),
+    )
+    return made, engine, guard
+
+
+@pytest.mark.parametrize("mode", ["allow", "deny", "memory"])
+@pytest.mark.anyio
+async def test_a_busy_pool_answers_that_request_alone_and_starts_no_outage(mode: str) -> None:
+    from hardenkit.ratelimit.scripts import StorageBusy
+
+    made, engine, guard = decider(StorageBusy("no connection free"), mode)
+    w = window("1/minute")
+    decision = await made.decide((w,), "ns", "c", 1, False)
+    assert guard.healthy and engine.calls == 1  # not retried: it already waited its turn
+    if mode == "deny":
+        assert decision is None
+    else:
+        assert decision is not None and decision.allowed
+
+
+@pytest.mark.anyio
+async def test_a_request_error_is_counted_locally_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    class ResponseError(Exception):  # what redis-py and valkey raise for an error reply
+        pass
+
+    made, engine, guard = decider(ResponseError("ERR Error running script: bad number"), "allow")
+    w = window("2/minute")
+    allowed = [(await made.decide((w,), "ns", "c", 1, False)).allowed for _ in range(3)]
+    assert allowed == [True, True, False]  # limited in this process, not let through
+    assert guard.healthy and engine.calls == 3
+    assert len([r for r in caplog.records if "refused one request" in r.getMessage()]) == 1
+
+
+@pytest.mark.anyio
+async def test_a_connection_error_is_retried_once_then_is_an_outage(caplog: pytest.LogCaptureFixture) -> None:
+    made, engine, guard = decider(ConnectionError("refused"), "deny")
+    assert await made.decide((window("2/minute"),), "ns", "c", 1, False) is None
+    assert engine.calls == 2 and not guard.healthy
+    assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
+
+
+def test_transient_replies_are_not_request_errors() -> None:
+    from hardenkit.ratelimit.fallback import is_request_error
+
+    class ResponseError(Exception):
+        pass
+
+    for reply in ("MOVED 3999 127.0.0.1:6381", "READONLY You can't write", "LOADING", "CLUSTERDOWN x"):
+        assert not is_request_error(ResponseError(reply))
+    assert is_request_error(ResponseError("WRONGTYPE Operation against a key"))
+    assert is_request_error(ValueError("bad reply"))
+    assert not is_request_error(ConnectionError("reset"))
+    assert not is_request_error(TimeoutError())

@@ -124,7 +124,10 @@ def _limits_decide(
         ok = all(passed)
         if ok and not peek:
             # Count all only when all pass: a refused request uses none of its limits.
-            ok = all([strategy.hit(w.item, namespace, client, cost=cost) for w in windows])
+            # Stop at the first limit that is full (a concurrent request took the room):
+            # the limits after it are not counted. (limits cannot give back what the
+            # ones before it took; the Redis scripts can, see scripts.py.)
+            ok = all(strategy.hit(w.item, namespace, client, cost=cost) for w in windows)
     now = time.time()
     stats = []
     for window, window_ok in zip(windows, passed, strict=True):
@@ -146,7 +149,10 @@ async def _limits_decide_async(
         passed = [await strategy.test(w.item, namespace, client, cost=cost) for w in windows]
         ok = all(passed)
         if ok and not peek:
-            ok = all([await strategy.hit(w.item, namespace, client, cost=cost) for w in windows])
+            for w in windows:
+                if not await strategy.hit(w.item, namespace, client, cost=cost):
+                    ok = False
+                    break
     now = time.time()
     stats = []
     for window, window_ok in zip(windows, passed, strict=True):

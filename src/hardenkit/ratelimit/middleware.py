@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._core.config import EnvParser, env_choice, env_float, env_list, env_optional, env_str
+from .._core.config import EnvParser, env_choice, env_float, env_int, env_list, env_optional, env_str
 from .._core.paths import route_path
 from .._core.problem import problem_response
 from ..errors import ConfigurationError
@@ -99,6 +99,8 @@ class RateLimitMiddleware:
         "exempt_paths": env_list,
         "allow": env_list,
         "storage_timeout": env_float,
+        "max_keys": env_int,
+        "per_address": env_optional(env_str),
     }
 
     def __init__(
@@ -514,7 +516,8 @@ class RateLimitMiddleware:
                 address_key = "ip:" + self.client_address.key(scope)
                 by_address = await self.decide(self._address_policy, address_key, cost)
                 if by_address is None or not by_address.allowed:
-                    await self._refuse(scope, receive, send, self._address_policy, key, by_address, state)
+                    policy = self._address_policy
+                    await self._refuse(scope, receive, send, policy, address_key, by_address, state)
                     return
                 if by_address.stats:
                     state.decisions.append((self._address_policy, by_address))
