@@ -388,3 +388,53 @@ async def test_zero_cost_is_admitted_after_the_counter_overflowed(
     status, head = await call(app, "/free")
     assert status == 200
     assert head["x-ratelimit-remaining"] == "0"
+
+
+# -- 8. clients are ready before the first request ------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_lifespan_startup_loads_the_script_before_serving(
+    redis_server: RedisServer, made: list[RateLimitMiddleware]
+) -> None:
+    async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    app = RateLimitMiddleware(lifespan_app, default="5/minute", storage=redis_server.url)
+    made.append(app)
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[Any] = []
+    before = redis_server.command_stats().get("script|load", 0)
+
+    async def receive() -> Any:
+        message = messages.pop(0)
+        if message["type"] == "lifespan.shutdown":
+            # Between startup and shutdown: the script is loaded, no request was served.
+            assert redis_server.command_stats().get("script|load", 0) == before + 1
+        return message
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+@pytest.mark.anyio
+async def test_startup_with_redis_down_still_starts_and_connects_later(
+    redis_server: RedisServer, made: list[RateLimitMiddleware], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = RateLimitMiddleware(ok_app, default="5/minute", storage=redis_server.url, on_storage_error="deny")
+    made.append(app)
+    redis_server.stop()
+    assert app._network is not None
+    with pytest.raises(Exception):  # noqa: B017 - whatever the client raises for a refused connection
+        await app._network.startup()
+    redis_server.start()
+    assert (await call(app))[0] == 200  # the first request connects and loads the script
