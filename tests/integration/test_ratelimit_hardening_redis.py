@@ -438,3 +438,33 @@ async def test_startup_with_redis_down_still_starts_and_connects_later(
         await app._network.startup()
     redis_server.start()
     assert (await call(app))[0] == 200  # the first request connects and loads the script
+
+
+@pytest.mark.anyio
+async def test_a_large_moving_window_limit_is_exact_with_a_bounded_log(
+    redis_server: RedisServer, made: list[RateLimitMiddleware]
+) -> None:
+    import redis.asyncio
+
+    from hardenkit.ratelimit.engine import MOVING_RESOLUTION
+
+    app = RateLimitMiddleware(
+        slow_app, default="1500/hour", storage=redis_server.url, strategy="moving-window", storage_timeout=5
+    )
+    made.append(app)
+    statuses: list[int] = []
+
+    async def one() -> None:
+        statuses.append((await call(app))[0])
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for _ in range(2000):
+                tg.start_soon(one)
+    assert statuses.count(200) == 1500
+    client = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        (key,) = [key async for key in client.scan_iter("hardenkit:mw:*")]
+        assert await client.strlen(key) <= 5 + 11 * (MOVING_RESOLUTION + 1)
+    finally:
+        await client.aclose()

@@ -409,3 +409,39 @@ def test_transient_replies_are_not_request_errors() -> None:
     assert is_request_error(ValueError("bad reply"))
     assert not is_request_error(ConnectionError("reset"))
     assert not is_request_error(TimeoutError())
+
+
+# -- the moving window's log stays small for large limits ------------------------------------------
+
+
+def test_a_burst_against_a_large_moving_window_limit_keeps_a_small_log() -> None:
+    from hardenkit.ratelimit.engine import MOVING_RESOLUTION
+    from hardenkit.ratelimit.memory import LocalEngine
+
+    now = [1_000_000.0]
+    engine = LocalEngine("moving-window", clock=lambda: now[0])
+    w = window("100000/hour")
+    for n in range(20_000):
+        now[0] += 0.0001 * (n % 7)  # a burst, with a few distinct times
+        assert engine.decide((w,), "ns", "c", 1, False).allowed
+    entry = next(iter(engine._gens[3600].current.values()))
+    assert entry[1] == 20_000  # every unit is counted ...
+    assert len(entry[0]) <= MOVING_RESOLUTION + 1  # ... in a bounded log
+
+
+def test_large_moving_window_limits_free_units_late_never_early() -> None:
+    from hardenkit.ratelimit.memory import LocalEngine
+
+    now = [1_000_000.0]
+    engine = LocalEngine("moving-window", clock=lambda: now[0])
+    w = window("1000/10 seconds")
+    for _ in range(1000):
+        assert engine.decide((w,), "ns", "c", 1, False).allowed
+    refused = engine.decide((w,), "ns", "c", 1, False)
+    assert not refused.allowed
+    wait = refused.stats[0].reset_in
+    assert 10.0 <= wait <= 10.0 + 10 / 512 + 1e-9  # recorded up to 1/512 of the window late
+    now[0] += wait - 0.001
+    assert not engine.decide((w,), "ns", "c", 1, True).allowed  # not early
+    now[0] += 0.001
+    assert engine.decide((w,), "ns", "c", 1, True).allowed  # and honest

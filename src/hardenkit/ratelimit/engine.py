@@ -161,6 +161,22 @@ async def _limits_decide_async(
     return Decision(ok, tuple(stats))
 
 
+#: A moving-window log holds at most this many entries, whatever the limit: up to this
+#: limit every admission is its own entry (at its exact time, to the ms); above it,
+#: entries are recorded at 1/MOVING_RESOLUTION of the window, rounded up, so a unit
+#: leaves the window at most that much later than its exact time, never earlier (a
+#: burst of 10,000 requests against 100,000/hour is a few entries, not 10,000).
+MOVING_RESOLUTION = 512
+
+
+def moving_stamp(now_ms: int, window: Window) -> int:
+    """The time (ms) a moving-window entry made at ``now_ms`` (rounded up) is recorded at."""
+    if window.amount <= MOVING_RESOLUTION:
+        return now_ms
+    bucket = max(1, window.seconds * 1000 // MOVING_RESOLUTION)
+    return -(-now_ms // bucket) * bucket
+
+
 def sliding_refill(previous: int, left: float, seconds: float) -> float:
     """Seconds until the sliding window counter frees its next unit (the headers' ``t``)."""
     return left % (seconds / previous) if previous else left

@@ -20,7 +20,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .engine import STRATEGY_NAMES, Decision, Stat, Window, sliding_refill, sliding_wait
+from .engine import (
+    MOVING_RESOLUTION,
+    STRATEGY_NAMES,
+    Decision,
+    Stat,
+    Window,
+    moving_stamp,
+    sliding_refill,
+    sliding_wait,
+)
 
 #: The default cap on entries of the in-process store.
 DEFAULT_MAX_KEYS = 100_000
@@ -248,6 +257,13 @@ class LocalEngine:
         log = entry[0]
         if not log:
             reset_in = float(window.seconds)
-        log.append((now, cost))
+        # Recorded at the window's resolution, as on Redis (see moving_stamp).
+        stamp = (
+            now if window.amount <= MOVING_RESOLUTION else moving_stamp(math.ceil(now * 1000), window) / 1000
+        )
+        if log and log[-1][0] == stamp:
+            log[-1] = (stamp, log[-1][1] + cost)
+        else:
+            log.append((stamp, cost))
         entry[1] += cost
         return reset_in

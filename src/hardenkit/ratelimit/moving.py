@@ -19,21 +19,25 @@ again: correctness never depends on the remembered copy, only the cost does.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any
 
-from .engine import Decision, Stat, Window
+from .engine import Decision, Stat, Window, moving_stamp
 
 ENTRY = 11
-#: Logs longer than this are not remembered (their requests cost one more command).
-MAX_REMEMBERED_BYTES = 4096
-#: Remembered logs per process (beyond it the memory is emptied and refills).
-MAX_REMEMBERED_LOGS = 20_000
+#: Logs longer than this are not remembered (their requests cost one more command);
+#: a log holds at most MOVING_RESOLUTION + 1 entries (about 5.6 KiB).
+MAX_REMEMBERED_BYTES = 6144
+#: Bytes of remembered logs per process (beyond it the memory is emptied and refills).
+MAX_REMEMBERED_TOTAL = 16 * 1024 * 1024
 
 # KEYS: one key per limit. ARGV: cost, peek (0/1), now (ms), mode ('w': the process
 # expects to admit and count, 'r': anything else), then per limit: limit, window (ms),
-# the expected log ('?': unknown), and in mode 'w' the log to write.
+# the time to record an entry at (engine.moving_stamp), the expected log ('?':
+# unknown), and in mode 'w' the log to write. An entry recorded at the same time as
+# the last one is merged into it.
 # Returns {2} when the expectation held (the process's own decision stands), else
 # {allowed, stored log per limit} (the logs as they were before this request).
 MOVING_WINDOW_LUA = """
@@ -41,22 +45,22 @@ local cost = tonumber(ARGV[1])
 local count = ARGV[2] ~= '1' and cost > 0
 local now = tonumber(ARGV[3])
 local write = ARGV[4] == 'w'
-local per = write and 4 or 3
+local per = write and 5 or 4
 local n = #KEYS
 local olds = {}
 local matched = true
 if write then
   for i = 1, n do
     local b = 4 + per * (i - 1)
-    local old = redis.call('set', KEYS[i], ARGV[b + 4], 'GET', 'PX', ARGV[b + 2])
+    local old = redis.call('set', KEYS[i], ARGV[b + 5], 'GET', 'PX', ARGV[b + 2])
     olds[i] = old or ''
-    if olds[i] ~= ARGV[b + 3] then matched = false end
+    if olds[i] ~= ARGV[b + 4] then matched = false end
   end
 else
   local v = redis.call('mget', unpack(KEYS))
   for i = 1, n do
     olds[i] = v[i] or ''
-    if olds[i] ~= ARGV[4 + per * (i - 1) + 3] then matched = false end
+    if olds[i] ~= ARGV[4 + per * (i - 1) + 4] then matched = false end
   end
 end
 if matched then return {2} end
@@ -84,14 +88,22 @@ for i = 1, n do
   local b = 4 + per * (i - 1)
   local final = ''
   if admitted then
-    final = struct.pack('>I5', totals[i] + cost) .. kept[i] .. struct.pack('>I6I5', now, cost)
+    local k, stamp = kept[i], tonumber(ARGV[b + 3])
+    local m = #k
+    if m >= 11 and struct.unpack('>I6', k, m - 10) == stamp then
+      local _, c = struct.unpack('>I6I5', k, m - 10)
+      k = string.sub(k, 1, m - 11) .. struct.pack('>I6I5', stamp, c + cost)
+    else
+      k = k .. struct.pack('>I6I5', stamp, cost)
+    end
+    final = struct.pack('>I5', totals[i] + cost) .. k
   elseif kept[i] ~= '' then
     final = struct.pack('>I5', totals[i]) .. kept[i]
   end
   if write or admitted then
     if final == '' then
       redis.call('del', KEYS[i])
-    elseif not (write and final == ARGV[b + 4]) then
+    elseif not (write and final == ARGV[b + 5]) then
       redis.call('set', KEYS[i], final, 'PX', ARGV[b + 2])
     end
   end
@@ -120,33 +132,41 @@ def split(log: bytes, horizon_ms: int) -> tuple[int, int]:
     return total, i
 
 
-def advance(log: bytes, horizon_ms: int, add: bytes | None, cost: int) -> bytes:
-    """The log the script stores: expired entries gone, ``add`` (of ``cost`` units) appended."""
+def advance(log: bytes, horizon_ms: int, stamp: int | None, cost: int) -> bytes:
+    """The log the script stores: expired entries gone, ``cost`` units at ``stamp`` added."""
     total, start = split(log, horizon_ms)
     kept = log[start:]
-    if add is not None:
-        return (total + cost).to_bytes(HEADER, "big") + kept + add
-    return total.to_bytes(HEADER, "big") + kept if kept else b""
+    if stamp is None:
+        return total.to_bytes(HEADER, "big") + kept if kept else b""
+    if len(kept) >= ENTRY and int.from_bytes(kept[-ENTRY : -ENTRY + 6], "big") == stamp:
+        merged = int.from_bytes(kept[-ENTRY + 6 :], "big") + cost
+        kept = kept[:-ENTRY] + entry(stamp, merged)
+    else:
+        kept += entry(stamp, cost)
+    return (total + cost).to_bytes(HEADER, "big") + kept
 
 
 class MovingPlan:
     """One request on the moving window: the script call, then the decision from its reply."""
 
-    __slots__ = ("cost", "count", "expected", "keys", "new", "now_ms", "windows")
+    __slots__ = ("cost", "count", "expected", "keys", "new", "now_ms", "stamp_ms", "windows")
 
     def __init__(
         self,
         windows: Sequence[Window],
         keys: list[str],
         expected: list[bytes | None],
-        now_ms: int,
+        now: float,
         cost: int,
         peek: bool,
     ) -> None:
         self.windows = windows
         self.keys = keys
         self.expected = expected
-        self.now_ms = now_ms
+        # Entries expire against the time rounded down and are recorded at the time
+        # rounded up: to the ms, never early.
+        self.now_ms = math.floor(now * 1000)
+        self.stamp_ms = math.ceil(now * 1000)
         self.cost = cost
         self.count = not peek and cost > 0
         self.new: list[bytes] | None = None
@@ -158,15 +178,15 @@ class MovingPlan:
             predicted = self.decide([log or b"" for log in self.expected])
         write = predicted is not None and predicted.allowed and self.count
         args: list[Any] = [self.cost, 0 if self.count else 1, self.now_ms, "w" if write else "r"]
+        stamps = [moving_stamp(self.stamp_ms, w) for w in self.windows]
         if write:
-            added = entry(self.now_ms, self.cost)
             self.new = [
-                advance(log or b"", self.now_ms - w.seconds * 1000, added, self.cost)
-                for log, w in zip(self.expected, self.windows, strict=True)
+                advance(log or b"", self.now_ms - w.seconds * 1000, stamp, self.cost)
+                for log, w, stamp in zip(self.expected, self.windows, stamps, strict=True)
             ]
         for i, window in enumerate(self.windows):
             log = self.expected[i]
-            args += (window.amount, window.seconds * 1000, b"?" if log is None else log)
+            args += (window.amount, window.seconds * 1000, stamps[i], b"?" if log is None else log)
             if self.new is not None:
                 args.append(self.new[i])
         return [len(self.keys), *self.keys, *args]
@@ -181,9 +201,14 @@ class MovingPlan:
             return decision, logs
         logs = [bytes(value or b"") for value in reply[1:]]
         decision = self.decide(logs)
-        added = entry(self.now_ms, self.cost) if decision.allowed and self.count else None
+        counted = decision.allowed and self.count
         after = [
-            advance(log, self.now_ms - window.seconds * 1000, added, self.cost)
+            advance(
+                log,
+                self.now_ms - window.seconds * 1000,
+                moving_stamp(self.stamp_ms, window) if counted else None,
+                self.cost,
+            )
             for log, window in zip(logs, self.windows, strict=True)
         ]
         return decision, after

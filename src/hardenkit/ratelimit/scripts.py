@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 import anyio
@@ -19,7 +19,7 @@ import anyio.to_thread
 
 from .clients import DEFAULT_MAX_CONNECTIONS, _close_storage, client_options, scheme_of
 from .engine import Decision, Stat, Window, sliding_refill, sliding_wait
-from .moving import MAX_REMEMBERED_BYTES, MAX_REMEMBERED_LOGS, MOVING_WINDOW_LUA, MovingPlan
+from .moving import MAX_REMEMBERED_BYTES, MAX_REMEMBERED_TOTAL, MOVING_WINDOW_LUA, MovingPlan
 
 logger = logging.getLogger("hardenkit.ratelimit")
 
@@ -140,6 +140,8 @@ return ok .. ' ' .. table.concat(out, ' ')
 
 #: Most script calls sent in one pipeline.
 MAX_BATCH = 64
+#: Loop turns a timed-out call gives the event loop to read replies that already arrived.
+CATCH_UP_TURNS = 4
 
 
 class StorageBusy(Exception):
@@ -191,6 +193,7 @@ class ScriptEngine:
         self.batching = not self.cluster
         self._slots = asyncio.Semaphore(self.max_connections)
         self._ready = False
+        self._last_reply = float("-inf")
         self._preparing: asyncio.Future[None] | None = None
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
@@ -200,6 +203,7 @@ class ScriptEngine:
         # log as the script left it (see moving.py). Emptied when they grow large.
         self._known: dict[str, int] = {}
         self._logs: dict[str, bytes] = {}
+        self._logs_bytes = 0
 
     async def prepare(self) -> None:
         """Load the cluster's slot table and the script, once, before the first request.
@@ -291,24 +295,71 @@ class ScriptEngine:
     ) -> Decision:
         logs = self._logs
         keys = [f"{tag}/{window.tag}" for window in windows]
-        plan = MovingPlan(windows, keys, [logs.get(key) for key in keys], int(now * 1000), cost, peek)
+        plan = MovingPlan(windows, keys, [logs.get(key) for key in keys], now, cost, peek)
         reply = await self._send(plan.call())
         decision, after = plan.result(reply)
-        if len(logs) > MAX_REMEMBERED_LOGS:
+        if self._logs_bytes > MAX_REMEMBERED_TOTAL:
             logs.clear()
+            self._logs_bytes = 0
         for key, log in zip(keys, after, strict=True):
+            old = logs.pop(key, None)
+            self._logs_bytes -= len(old) if old is not None else 0
             if len(log) <= MAX_REMEMBERED_BYTES:
                 logs[key] = log
-            else:
-                logs.pop(key, None)
+                self._logs_bytes += len(log)
         return decision
 
     async def _send(self, call: list[Any]) -> Any:
         if self.batching:
             return await self._batched(call)
         async with self._slot():
-            with anyio.fail_after(self.timeout):
-                return await self._evalsha(call)
+            return await self._bounded(self._evalsha(call))
+
+    async def _bounded(self, call: Coroutine[Any, Any, Any]) -> Any:
+        """``call``'s result, or TimeoutError once the storage stopped answering.
+
+        storage_timeout detects a storage that does not answer, not a busy process:
+        under a burst the replies sit in the sockets while this process's event loop
+        works through its backlog. When the time is up, the loop first gets a few
+        turns to read what arrived; if this call or any other got its reply in the
+        last ``storage_timeout`` (the storage is alive), or the loop is too busy to
+        tell, the call keeps waiting, up to the wait bound, and its request still gets
+        the storage's exact answer. A hung storage seen from an idle loop fails at
+        storage_timeout.
+        """
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(call)
+        task.add_done_callback(self._replied)
+        started = window = loop.time()
+        try:
+            while True:
+                await asyncio.wait({task}, timeout=self.timeout)
+                longest_turn = 0.0
+                for _ in range(CATCH_UP_TURNS):
+                    if task.done():
+                        break
+                    turn = loop.time()
+                    await asyncio.sleep(0)
+                    longest_turn = max(longest_turn, loop.time() - turn)
+                if task.done():
+                    return task.result()
+                now = loop.time()
+                alive = self._last_reply > window
+                # A loop that needs a tenth of the timeout for one turn is too busy to
+                # have read the reply: that says nothing about the storage yet.
+                busy = longest_turn > self.timeout / 10
+                if not (alive or busy) or now - started >= self.wait_bound:
+                    raise TimeoutError(f"no reply from the storage within {now - window:.1f}s")
+                window = now
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    def _replied(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._last_reply = task.get_loop().time()
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -361,11 +412,10 @@ class ScriptEngine:
     async def _flush(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
         try:
             async with self._slot():
-                with anyio.fail_after(self.timeout):
-                    if len(batch) == 1:
-                        results: list[Any] = [await self._evalsha(batch[0][0])]
-                    else:
-                        results = await self._pipeline([call for call, _ in batch])
+                if len(batch) == 1:
+                    results: list[Any] = [await self._bounded(self._evalsha(batch[0][0]))]
+                else:
+                    results = await self._bounded(self._pipeline([call for call, _ in batch]))
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
