@@ -141,7 +141,7 @@ return ok .. ' ' .. table.concat(out, ' ')
 #: Most script calls sent in one pipeline.
 MAX_BATCH = 64
 #: Loop turns a timed-out call gives the event loop to read replies that already arrived.
-CATCH_UP_TURNS = 4
+CATCH_UP_TURNS = 16
 
 
 class StorageBusy(Exception):
@@ -333,7 +333,9 @@ class ScriptEngine:
         started = window = loop.time()
         try:
             while True:
+                waited_from = loop.time()
                 await asyncio.wait({task}, timeout=self.timeout)
+                late = loop.time() - waited_from - self.timeout
                 longest_turn = 0.0
                 for _ in range(CATCH_UP_TURNS):
                     if task.done():
@@ -345,9 +347,10 @@ class ScriptEngine:
                     return task.result()
                 now = loop.time()
                 alive = self._last_reply > window
-                # A loop that needs a tenth of the timeout for one turn is too busy to
-                # have read the reply: that says nothing about the storage yet.
-                busy = longest_turn > self.timeout / 10
+                # A loop that woke late or needs a fifth of the timeout for one turn (a
+                # backlog, or a process without a CPU) may not have read the reply yet:
+                # that says nothing about the storage.
+                busy = max(late, longest_turn) > self.timeout / 5
                 if not (alive or busy) or now - started >= self.wait_bound:
                     raise TimeoutError(f"no reply from the storage within {now - window:.1f}s")
                 window = now
