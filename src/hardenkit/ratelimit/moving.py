@@ -227,11 +227,14 @@ class MovingPlan:
             checks.append((window, log, start, used, ok, horizon))
         counted = allowed and self.count
         stats = []
+        # Waits count from the time this request's entry is recorded at (rounded up to
+        # the ms), so the entry just made leaves in exactly one window, as in memory.
+        shift = self.stamp_ms - self.now_ms
         for window, log, start, used, ok, horizon in checks:
             if not ok:
-                reset = _wait(log, start, used, cost, window, horizon)
+                reset = _wait(log, start, used, cost, window, horizon + shift)
             elif start < len(log):
-                reset = (int.from_bytes(log[start : start + 6], "big") - horizon) / 1000
+                reset = max(0.0, (int.from_bytes(log[start : start + 6], "big") - horizon - shift) / 1000)
             else:
                 reset = float(window.seconds)
             if counted:
