@@ -1,20 +1,20 @@
-"""Counting engines of the rate limiter, and what happens while the storage is down.
+"""The engine types of the rate limiter and limits' strategies for the storages without a script.
 
-Three ways to count, all on top of ``limits``:
+Three ways to count:
 
-* ``memory://``: limits' synchronous MemoryStorage and strategies, called inline.
-  Nothing awaits between the check and the increment, so on one event loop the
-  check-and-count is atomic and exact under any concurrency.
-* Redis and Valkey (fixed and sliding window) on asyncio: one Lua script per
-  request through the client of a ``limits.aio`` storage. It checks every limit
-  of the request, counts them only if all pass, and returns what the headers
-  need, in one round trip (limits' own hit + window stats take two or three).
-* Anything else (memcached, mongodb, the moving window on Redis, and every
-  network storage under trio, where the asyncio clients cannot run): limits'
-  strategies, async on asyncio, or sync in bounded worker threads on trio.
+* ``memory://`` (and the outage fallback): :class:`~.memory.LocalEngine`, the
+  same algorithms as limits' MemoryStorage on plain dictionaries, bounded by
+  ``max_keys``; nothing awaits between the check and the count, so it is exact
+  under any concurrency.
+* Redis and Valkey, every strategy: one Lua script per request
+  (:mod:`.scripts`, :mod:`.moving`) that checks every limit of the request,
+  counts them only if all pass, and returns what the headers need, in one round
+  trip; on trio the same scripts run through the sync client in worker threads.
+* Anything else (memcached, mongodb): limits' strategies, async on asyncio
+  (:class:`AsyncEngine`), or sync in bounded worker threads on trio
+  (:class:`ThreadEngine`).
 
-:class:`StorageGuard` keeps the storage's health: it backs off while the storage
-is unreachable and logs once when an outage starts and once when it ends.
+Outages are handled around the engines, in :mod:`.fallback` and :mod:`.storage`.
 """
 
 from __future__ import annotations
