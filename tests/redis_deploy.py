@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from support import free_port, redis_binary, wait_for_port
 
@@ -166,9 +167,38 @@ class RedisCluster:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if all("cluster_state:ok" in _command(port, "CLUSTER", "INFO") for port in self.ports):
-                return
+                if all(len(entry) > 3 for entry in self._slots()):  # every master has its replica
+                    return
             time.sleep(0.1)
-        raise TimeoutError("the cluster did not reach cluster_state:ok within 30 s")
+        raise TimeoutError("the cluster did not reach cluster_state:ok with its replicas within 30 s")
+
+    def _slots(self) -> list[list[Any]]:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.ports[0], decode_responses=True)
+        try:
+            slots: list[list[Any]] = client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        return slots
+
+    def replica_of_slot(self, slot: int) -> int:
+        """The port of a replica of the master that serves ``slot`` now."""
+        for start, end, _master, *replicas in self._slots():
+            if int(start) <= slot <= int(end) and replicas:
+                return int(replicas[0][1])
+        raise LookupError(f"no replica serves slot {slot}")
+
+    def master_of_slot(self, slot: int) -> int:
+        """The port of the master that serves ``slot`` now."""
+        for start, end, master, *_ in self._slots():
+            if int(start) <= slot <= int(end):
+                return int(master[1])
+        raise LookupError(f"no master serves slot {slot}")
+
+    def failover(self, replica_port: int) -> None:
+        """A manual failover: the replica becomes master of its slots (clients get MOVED)."""
+        _command(replica_port, "CLUSTER", "FAILOVER")
 
     def masters(self) -> list[int]:
         """Ports of the nodes that are masters now (they serve the requests)."""

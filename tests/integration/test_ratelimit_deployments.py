@@ -272,3 +272,51 @@ def test_cluster_pool_waits_instead_of_too_many_connections(cluster: RedisCluste
     statuses, healthy = burst_through_a_small_pool(cluster.url)
     assert_exact(statuses)
     assert healthy
+
+
+@pytest.mark.cluster
+def test_cluster_failover_mid_traffic_is_no_outage(
+    cluster: RedisCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.crc
+
+    client = "203.0.113.77"
+    slot = redis.crc.key_slot(f"{{default/{client}}}".encode())
+    replica = cluster.replica_of_slot(slot)
+
+    async def run() -> list[int]:
+        app = RateLimitMiddleware(
+            ok_app,
+            default="1000000 per 100 days",
+            storage=cluster.url,
+            key_prefix=uuid.uuid4().hex[:8],
+            on_storage_error="deny",  # an outage would show as 503s
+        )
+        statuses: list[int] = []
+
+        async def burst() -> None:
+            async def one() -> None:
+                statuses.append((await asgi_request(app, client=(client, 1))).status)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(20):
+                    tg.start_soon(one)
+
+        try:
+            for _ in range(5):
+                await burst()
+            await anyio.to_thread.run_sync(cluster.failover, replica)
+            with anyio.fail_after(60):
+                while await anyio.to_thread.run_sync(cluster.master_of_slot, slot) != replica:
+                    await burst()
+                    await anyio.sleep(0.05)
+            for _ in range(20):  # MOVED replies while the client learns the new master
+                await burst()
+                await anyio.sleep(0.02)
+        finally:
+            await app.aclose()
+        return statuses
+
+    statuses = anyio.run(run)
+    assert set(statuses) == {200}, sorted(set(statuses))
+    assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
