@@ -407,6 +407,11 @@ def test_transient_replies_are_not_request_errors() -> None:
         assert not is_request_error(ResponseError(reply))
     assert is_request_error(ResponseError("WRONGTYPE Operation against a key"))
     assert is_request_error(ValueError("bad reply"))
+
+    class DataError(Exception):  # redis-py: arguments it cannot encode
+        pass
+
+    assert is_request_error(DataError("Invalid input of type"))
     assert not is_request_error(ConnectionError("reset"))
     assert not is_request_error(TimeoutError())
 

@@ -57,6 +57,8 @@ def is_request_error(exc: BaseException) -> bool:
     if isinstance(exc, (ValueError, TypeError, ArithmeticError, IndexError)):
         return True  # a reply this process could not use: a bug in one request
     names = {cls.__name__ for cls in type(exc).__mro__}
+    if "DataError" in names:
+        return True  # the client refused to send this request's arguments
     if "ResponseError" not in names or names & {"ConnectionError", "ClusterError"}:
         return False
     return not str(exc).lstrip().upper().startswith(_TRANSIENT_REPLIES)
