@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from limits import parse
 
 from hardenkit.ratelimit.clients import mask_uri
-from hardenkit.ratelimit.engine import LocalEngine, Window, sliding_wait
+from hardenkit.ratelimit.engine import Window, sliding_wait
 from hardenkit.ratelimit.keys import ClientAddress, parse_ip, parse_networks, safe_key
+from hardenkit.ratelimit.memory import LocalEngine
 from hardenkit.ratelimit.storage import StorageGuard
 
 
@@ -225,7 +226,7 @@ def test_guard_backs_off_logs_once_and_recovers(caplog: pytest.LogCaptureFixture
     assert guard.should_try()
     for _ in range(10):
         guard.failed(ConnectionError("x"), probe=True)
-    assert guard.backoff == 30.0
+    assert guard.backoff == 5.0  # capped: back within 5 s of the storage returning
     guard.succeeded()
     guard.succeeded()
     messages = [r.getMessage() for r in caplog.records]

@@ -7,10 +7,12 @@ overrides, then one check-and-count in the storage. A refused request gets a 429
 ``application/problem+json`` answer; an admitted one gets the rate-limit headers.
 
 Modules: ``middleware`` (the ASGI middleware), ``policy`` (limit strings, rules,
-the breach record), ``dependency`` (:func:`rate_limit`), ``keys`` (client
-addresses, trusted proxies), ``engine`` (the in-memory counters and the engine
-types), ``scripts`` (the Redis/Valkey Lua scripts), ``storage`` (network
-storages, their pools and outages). May import the shared core and ``limits``
+overrides, the breach record), ``dependency`` (:func:`rate_limit`), ``keys``
+(client addresses, trusted proxies), ``engine`` (the engine types, limits'
+strategies), ``memory`` (the bounded in-process store), ``scripts`` and
+``moving`` (the Redis/Valkey Lua scripts), ``clients`` (URIs, bounded pools),
+``storage`` (engines per event loop, the outage guard), ``fallback`` (retries,
+outages and the fallback budget). May import the shared core and ``limits``
 (lazily); no other component.
 """
 

@@ -39,42 +39,64 @@ _POOLED = {
 }
 
 
-def client_options(uri: str, options: dict[str, Any], timeout: float = 0.5) -> dict[str, Any]:
-    """limits.aio options for ``uri``: a *blocking* connection pool for plain Redis/Valkey.
+#: Connections per process (per event loop) unless storage_options says otherwise.
+DEFAULT_MAX_CONNECTIONS = 64
 
-    redis-py's default asyncio pool raises "Too many connections" under a burst, which
-    would look like an outage; a blocking pool makes the burst wait for a connection
-    instead (bounded by storage_timeout).
+
+def client_options(uri: str, options: dict[str, Any], timeout: float = 0.5) -> tuple[dict[str, Any], int]:
+    """limits.aio options for ``uri`` and the number of connections its pool may hold.
+
+    Plain Redis/Valkey get a *blocking* pool: redis-py's default asyncio pool raises
+    "Too many connections" under a burst, which would look like an outage. Cluster
+    and Sentinel clients build their own pools; they get the same bound, and the
+    script engine never asks them for more connections than that at once. Socket
+    timeouts are a backstop: calls give up at storage_timeout on their own.
     """
     scheme = scheme_of(uri)
-    family = _POOLED.get(scheme)
-    if family is None or "connection_pool" in options:
-        return options
-    module = importlib.import_module(f"{family}.asyncio")
     connection = {k: v for k, v in options.items() if k != "implementation"}
-    max_connections = int(connection.pop("max_connections", 64))
-    # A hung server must not hold a connection for ever (calls give up at storage_timeout).
-    connection.setdefault("socket_timeout", max(1.0, 2 * timeout))
-    connection.setdefault("socket_connect_timeout", max(1.0, 2 * timeout))
+    kept = {"implementation": options["implementation"]} if "implementation" in options else {}
+    max_connections = int(connection.pop("max_connections", DEFAULT_MAX_CONNECTIONS))
+    if "connection_pool" in options:
+        return options, max_connections
+    if scheme.startswith(("redis", "valkey")):
+        connection.setdefault("socket_timeout", max(1.0, 2 * timeout))
+        connection.setdefault("socket_connect_timeout", max(1.0, 2 * timeout))
+    family = _POOLED.get(scheme)
+    if family is None:
+        if scheme.endswith(("+cluster", "+sentinel")):
+            return {**kept, **connection, "max_connections": max_connections}, max_connections
+        return options, max_connections
+    module = importlib.import_module(f"{family}.asyncio")
+    retry = importlib.import_module(f"{family}.asyncio.retry").Retry
+    backoff = importlib.import_module(f"{family}.backoff").NoBackoff
+    # No retries inside the client: the caller retries once on a fresh connection.
+    connection.setdefault("retry", retry(backoff(), 0))
     pool = module.BlockingConnectionPool.from_url(
         uri.replace(f"{family}+unix://", "unix://", 1),
         max_connections=max_connections,
         timeout=None,
         **connection,
     )
-    kept = {"implementation": options["implementation"]} if "implementation" in options else {}
-    return {**kept, "connection_pool": pool}
+    return {**kept, "connection_pool": pool}, max_connections
 
 
 async def _close_storage(storage: Any) -> None:
-    """Close the client and pool behind a limits.aio Redis storage (other storages: nothing)."""
+    """Close the clients and pools behind a limits.aio Redis storage (other storages: nothing).
+
+    A Sentinel storage also holds connections to the sentinels and a replica client.
+    """
     bridge = getattr(storage, "bridge", None)
     if bridge is None:
         return
-    client = bridge.get_connection()
-    pool = getattr(client, "connection_pool", None)
-    close = getattr(client, "aclose", None)
-    if close is not None:
-        await close()
-    if pool is not None:
-        await pool.disconnect()
+    clients = [bridge.get_connection(), getattr(bridge, "storage_replica", None)]
+    sentinel = getattr(bridge, "sentinel", None)
+    clients += list(getattr(sentinel, "sentinels", ()))
+    for client in clients:
+        if client is None:
+            continue
+        pool = getattr(client, "connection_pool", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
+        if pool is not None:
+            await pool.disconnect()

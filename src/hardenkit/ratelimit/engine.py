@@ -1,30 +1,28 @@
-"""Counting engines of the rate limiter, and what happens while the storage is down.
+"""The engine types of the rate limiter and limits' strategies for the storages without a script.
 
-Three ways to count, all on top of ``limits``:
+Three ways to count:
 
-* ``memory://``: limits' synchronous MemoryStorage and strategies, called inline.
-  Nothing awaits between the check and the increment, so on one event loop the
-  check-and-count is atomic and exact under any concurrency.
-* Redis and Valkey (fixed and sliding window) on asyncio: one Lua script per
-  request through the client of a ``limits.aio`` storage. It checks every limit
-  of the request, counts them only if all pass, and returns what the headers
-  need, in one round trip (limits' own hit + window stats take two or three).
-* Anything else (memcached, mongodb, the moving window on Redis, and every
-  network storage under trio, where the asyncio clients cannot run): limits'
-  strategies, async on asyncio, or sync in bounded worker threads on trio.
+* ``memory://`` (and the outage fallback): :class:`~.memory.LocalEngine`, the
+  same algorithms as limits' MemoryStorage on plain dictionaries, bounded by
+  ``max_keys``; nothing awaits between the check and the count, so it is exact
+  under any concurrency.
+* Redis and Valkey, every strategy: one Lua script per request
+  (:mod:`.scripts`, :mod:`.moving`) that checks every limit of the request,
+  counts them only if all pass, and returns what the headers need, in one round
+  trip; on trio the same scripts run through the sync client in worker threads.
+* Anything else (memcached, mongodb): limits' strategies, async on asyncio
+  (:class:`AsyncEngine`), or sync in bounded worker threads on trio
+  (:class:`ThreadEngine`).
 
-:class:`StorageGuard` keeps the storage's health: it backs off while the storage
-is unreachable and logs once when an outage starts and once when it ends.
+Outages are handled around the engines, in :mod:`.fallback` and :mod:`.storage`.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -126,7 +124,10 @@ def _limits_decide(
         ok = all(passed)
         if ok and not peek:
             # Count all only when all pass: a refused request uses none of its limits.
-            ok = all([strategy.hit(w.item, namespace, client, cost=cost) for w in windows])
+            # Stop at the first limit that is full (a concurrent request took the room):
+            # the limits after it are not counted. (limits cannot give back what the
+            # ones before it took; the Redis scripts can, see scripts.py.)
+            ok = all(strategy.hit(w.item, namespace, client, cost=cost) for w in windows)
     now = time.time()
     stats = []
     for window, window_ok in zip(windows, passed, strict=True):
@@ -148,7 +149,10 @@ async def _limits_decide_async(
         passed = [await strategy.test(w.item, namespace, client, cost=cost) for w in windows]
         ok = all(passed)
         if ok and not peek:
-            ok = all([await strategy.hit(w.item, namespace, client, cost=cost) for w in windows])
+            for w in windows:
+                if not await strategy.hit(w.item, namespace, client, cost=cost):
+                    ok = False
+                    break
     now = time.time()
     stats = []
     for window, window_ok in zip(windows, passed, strict=True):
@@ -157,37 +161,20 @@ async def _limits_decide_async(
     return Decision(ok, tuple(stats))
 
 
-class _Generations:
-    """Entries of one window length in two generations, so that idle keys expire in O(1).
+#: A moving-window log holds at most this many entries, whatever the limit: up to this
+#: limit every admission is its own entry (at its exact time, to the ms); above it,
+#: entries are recorded at 1/MOVING_RESOLUTION of the window, rounded up, so a unit
+#: leaves the window at most that much later than its exact time, never earlier (a
+#: burst of 10,000 requests against 100,000/hour is a few entries, not 10,000).
+MOVING_RESOLUTION = 512
 
-    Every ``2 * window`` seconds the old generation is dropped whole and the current
-    one becomes old; an entry read from the old generation moves back to the current
-    one. An entry dropped this way was idle for at least two windows, which every
-    strategy has forgotten by then. No timer thread, no scan over all keys.
-    """
 
-    __slots__ = ("current", "old", "period", "rotate_at")
-
-    def __init__(self, seconds: int, now: float) -> None:
-        self.period = 2.0 * max(1, seconds)
-        self.current: dict[tuple[str, str, str], Any] = {}
-        self.old: dict[tuple[str, str, str], Any] = {}
-        self.rotate_at = now + self.period
-
-    def get(self, key: tuple[str, str, str], now: float) -> Any:
-        if now >= self.rotate_at:
-            self.old = self.current if now < self.rotate_at + self.period else {}
-            self.current = {}
-            self.rotate_at = now + self.period
-        entry = self.current.get(key)
-        if entry is None:
-            entry = self.old.pop(key, None)
-            if entry is not None:
-                self.current[key] = entry
-        return entry
-
-    def put(self, key: tuple[str, str, str], entry: Any) -> None:
-        self.current[key] = entry
+def moving_stamp(now_ms: int, window: Window) -> int:
+    """The time (ms) a moving-window entry made at ``now_ms`` (rounded up) is recorded at."""
+    if window.amount <= MOVING_RESOLUTION:
+        return now_ms
+    bucket = max(1, window.seconds * 1000 // MOVING_RESOLUTION)
+    return -(-now_ms // bucket) * bucket
 
 
 def sliding_refill(previous: int, left: float, seconds: float) -> float:
@@ -214,148 +201,6 @@ def sliding_wait(previous: int, current: int, left: float, seconds: float, limit
         return 0.0
     # After this window: floor(current * (seconds - u) / seconds) <= room
     return left + max(0.0, seconds - (room + 1) * seconds / current) + 0.001
-
-
-class LocalEngine:
-    """In-process counting for ``memory://`` (and the ``memory`` outage fallback).
-
-    The same three algorithms as limits' MemoryStorage strategies (fixed window;
-    the sliding window counter weighting the previous clock-aligned window; the
-    moving window log), kept on plain dicts. limits' MemoryStorage builds three key
-    strings, takes an RLock per key and schedules a timer thread on every hit:
-    about 15 us per request, more than this whole middleware may cost. Here a
-    check-and-count is one dict lookup under one uncontended lock, so it is exact
-    under any concurrency (also from several threads) and never blocks the loop.
-    """
-
-    bounded = True
-
-    def __init__(self, strategy: str, clock: Callable[[], float] = time.time) -> None:
-        if strategy not in STRATEGY_NAMES:
-            raise ValueError(f"unknown strategy {strategy!r}")
-        self.strategy = strategy
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._gens: dict[int, _Generations] = {}
-        self._check = {
-            "fixed-window": self._fixed,
-            "sliding-window": self._sliding,
-            "moving-window": self._moving,
-        }[strategy]
-
-    async def acquire(
-        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
-    ) -> Decision:
-        return self.decide(windows, namespace, client, cost, peek)
-
-    async def aclose(self) -> None:
-        return None
-
-    def decide(
-        self, windows: Sequence[Window], namespace: str, client: str, cost: int, peek: bool
-    ) -> Decision:
-        now = self.clock()
-        check = self._check
-        with self._lock:
-            entries = []
-            allowed = True
-            for window in windows:
-                gens = self._gens.get(window.seconds)
-                if gens is None:
-                    gens = self._gens[window.seconds] = _Generations(window.seconds, now)
-                key = (window.tag, namespace, client)
-                entry = gens.get(key, now)
-                if entry is None:
-                    entry = self._fresh(now, window)
-                    gens.put(key, entry)
-                used, reset_in = check(entry, window, now)
-                ok = used + cost <= window.amount
-                if not ok:
-                    reset_in = self._wait(entry, window, now, cost, used, reset_in)
-                allowed = allowed and ok
-                entries.append((window, entry, used, reset_in, ok))
-            count = allowed and not peek and cost > 0
-            stats = []
-            for window, entry, used, reset_in, ok in entries:
-                if count:
-                    used += cost
-                    reset_in = self._count(entry, window, now, cost, reset_in)
-                stats.append(
-                    Stat(window, window.amount - used if used < window.amount else 0, reset_in, not ok)
-                )
-        return Decision(allowed, tuple(stats))
-
-    def _fresh(self, now: float, window: Window) -> list[Any]:
-        if self.strategy == "fixed-window":
-            return [0, int(now // window.seconds)]  # count, window index
-        if self.strategy == "sliding-window":
-            return [int(now // window.seconds), 0, 0]  # window index, current count, previous count
-        return [collections.deque(), 0]  # (time, cost) entries, their total
-
-    # Each check returns (units used now, seconds until the limit refills) and rolls
-    # the entry forward in time; _count then adds ``cost``.
-    @staticmethod
-    def _fixed(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
-        index = int(now // window.seconds)
-        if entry[1] != index:
-            entry[0] = 0
-            entry[1] = index
-        return entry[0], (index + 1) * window.seconds - now
-
-    @staticmethod
-    def _sliding(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
-        seconds = window.seconds
-        index = int(now // seconds)
-        if entry[0] != index:
-            entry[2] = entry[1] if entry[0] == index - 1 else 0
-            entry[1] = 0
-            entry[0] = index
-        left = seconds - (now - index * seconds)  # until the current window ends
-        previous = entry[2]
-        return math.floor(previous * left / seconds) + entry[1], sliding_refill(previous, left, seconds)
-
-    @staticmethod
-    def _moving(entry: list[Any], window: Window, now: float) -> tuple[int, float]:
-        log: collections.deque[tuple[float, int]] = entry[0]
-        horizon = now - window.seconds
-        while log and log[0][0] <= horizon:
-            entry[1] -= log.popleft()[1]
-        reset = (log[0][0] - horizon) if log else float(window.seconds)
-        return entry[1], reset
-
-    def _wait(
-        self, entry: list[Any], window: Window, now: float, cost: int, used: int, reset_in: float
-    ) -> float:
-        """Seconds until a refused request of ``cost`` would be admitted (its Retry-After)."""
-        if self.strategy == "sliding-window":
-            seconds = window.seconds
-            left = seconds - (now - entry[0] * seconds)
-            return sliding_wait(entry[2], entry[1], left, seconds, window.amount, cost)
-        if self.strategy == "moving-window":
-            if cost > window.amount:
-                return float(window.seconds)
-            # The oldest entries leave first: wait until enough of them have.
-            needed = used + cost - window.amount
-            freed = 0
-            for stamp, units in entry[0]:
-                freed += units
-                if freed >= needed:
-                    return max(0.0, float(stamp) + window.seconds - now)
-        return reset_in  # fixed window: its end
-
-    def _count(self, entry: list[Any], window: Window, now: float, cost: int, reset_in: float) -> float:
-        if self.strategy == "fixed-window":
-            entry[0] += cost
-            return reset_in
-        if self.strategy == "sliding-window":
-            entry[1] += cost
-            return reset_in
-        log = entry[0]
-        if not log:
-            reset_in = float(window.seconds)
-        log.append((now, cost))
-        entry[1] += cost
-        return reset_in
 
 
 class ThreadEngine:
@@ -391,7 +236,8 @@ class AsyncEngine:
         from limits.aio.strategies import STRATEGIES
         from limits.storage import storage_from_string
 
-        self.storage = storage_from_string("async+" + uri, **client_options(uri, options, timeout))
+        built, _ = client_options(uri, options, timeout)
+        self.storage = storage_from_string("async+" + uri, **built)
         strategy_class: Any = STRATEGIES[STRATEGY_NAMES[strategy]]
         self.strategy = strategy_class(self.storage)
 

@@ -22,19 +22,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._core.config import EnvParser, env_choice, env_float, env_list, env_optional, env_str
+from .._core.config import EnvParser, env_choice, env_float, env_int, env_list, env_optional, env_str
+from .._core.events import RATELIMIT_DECISION, RATELIMIT_FALLBACK, events_of
+from .._core.paths import route_path
 from .._core.problem import problem_response
 from ..errors import ConfigurationError
 from .clients import mask_uri, scheme_of
-from .engine import (
-    ALLOWED_BLIND,
-    STRATEGY_NAMES,
-    Decision,
-    Engine,
-    LocalEngine,
-    Stat,
-)
-from .keys import ClientAddress, header_value, in_networks, parse_ip, parse_networks, safe_key
+from .engine import STRATEGY_NAMES, Decision, Stat
+from .fallback import Decider
+from .keys import ClientAddress, header_value, in_networks, parse_networks, safe_key
+from .memory import DEFAULT_MAX_KEYS, LocalEngine
 from .storage import NetworkEngines, StorageGuard
 
 if TYPE_CHECKING:
@@ -66,11 +63,16 @@ from .policy import (
     RateLimitBreach,
     RateLimitExceeded,
     _compile_rule,
+    _install_hint,
+    _is_response,
+    _looks_like_network,
     _make_policy,
     _parse_limits,
     _path_matcher,
     _Policy,
     _Rule,
+    _takes_one_argument,
+    parse_overrides,
 )
 
 __all__ = ["RateLimitMiddleware"]
@@ -98,6 +100,8 @@ class RateLimitMiddleware:
         "exempt_paths": env_list,
         "allow": env_list,
         "storage_timeout": env_float,
+        "max_keys": env_int,
+        "per_address": env_optional(env_str),
     }
 
     def __init__(
@@ -117,6 +121,8 @@ class RateLimitMiddleware:
         on_storage_error: str = "memory",
         storage_timeout: float = 0.5,
         key_prefix: str = "hardenkit",
+        max_keys: int = DEFAULT_MAX_KEYS,
+        per_address: LimitSpec | None = None,
         exempt_paths: Sequence[str] | None = None,
         allow: Sequence[str] | None = None,
         overrides: Mapping[str, LimitSpec | Mapping[str, LimitSpec | None] | None] | None = None,
@@ -128,6 +134,7 @@ class RateLimitMiddleware:
     ) -> None:
         self.app = app
         self.kit = kit
+        self._events = events_of(kit)
 
         # -- policies ---------------------------------------------------------------
         self.policies: dict[str, _Policy] = {}
@@ -223,7 +230,13 @@ class RateLimitMiddleware:
                 allow_keys.add(safe_key(entry.strip()))
         self._allow_networks = parse_networks(allow_networks, option="allow")
         self._allow_keys = frozenset(allow_keys)
-        self._overrides = self._parse_overrides(overrides)
+        self._overrides = parse_overrides(overrides, self.policies)
+
+        self._address_policy = (
+            None
+            if per_address is None
+            else _make_policy("per-address", "per-address", _parse_limits(per_address, option="per_address"))
+        )
 
         # -- cost, count_when, headers, breach -----------------------------------------
         if isinstance(cost, bool) or not (callable(cost) or (isinstance(cost, int) and cost >= 0)):
@@ -276,9 +289,11 @@ class RateLimitMiddleware:
         self.on_storage_error = on_storage_error
         self.storage_uri = storage
         self._storage_timeout = float(storage_timeout)
-        self._memory: LocalEngine | None = None
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
+            raise ConfigurationError(
+                f"max_keys: expected a whole number >= 1 (default {DEFAULT_MAX_KEYS}), got {max_keys!r}"
+            )
         self._network: NetworkEngines | None = None
-        self._fallback: LocalEngine | None = None
         if not isinstance(storage, str) or "://" not in storage:
             raise ConfigurationError(
                 f"storage: expected a storage URI such as 'memory://' or 'redis://host:6379/0', got {storage!r}"
@@ -290,7 +305,12 @@ class RateLimitMiddleware:
             )
         self.guard = StorageGuard(storage=mask_uri(storage), mode=on_storage_error)
         if scheme == "memory":
-            self._memory = LocalEngine(strategy)
+            self._decider = Decider(
+                guard=self.guard,
+                mode=on_storage_error,
+                timeout=self._storage_timeout,
+                memory=LocalEngine(strategy, max_keys=max_keys),
+            )
         else:
             from limits.errors import ConfigurationError as LimitsConfigurationError
 
@@ -304,8 +324,14 @@ class RateLimitMiddleware:
                     "(memory://, redis://, rediss://, redis+cluster://, redis+sentinel://, valkey://, "
                     f"memcached://) and that its client library is installed ({_install_hint(scheme)})"
                 ) from None
-            if on_storage_error == "memory":
-                self._fallback = LocalEngine(strategy)
+            self._decider = Decider(
+                guard=self.guard,
+                mode=on_storage_error,
+                timeout=self._storage_timeout,
+                network=self._network,
+                local=LocalEngine(strategy, max_keys=max_keys),
+                on_degraded=self._fallback_event,
+            )
 
         if kit is not None:
             kit.provide("ratelimit.storage_state", self.guard.state)
@@ -339,43 +365,6 @@ class RateLimitMiddleware:
             ) from None
         name = f"rule-{index + 1}"
         return _make_policy(name, name, items)
-
-    def _parse_overrides(
-        self, overrides: Mapping[str, LimitSpec | Mapping[str, LimitSpec | None] | None] | None
-    ) -> dict[str, dict[str, _Policy | None]]:
-        parsed: dict[str, dict[str, _Policy | None]] = {}
-        if overrides is None:
-            return parsed
-        if not isinstance(overrides, Mapping):
-            raise ConfigurationError(
-                "overrides: expected a mapping of client key to limit, e.g. {'partner-key': '1000/minute'}"
-            )
-        for client, spec in overrides.items():
-            if not isinstance(client, str) or not client:
-                raise ConfigurationError(f"overrides: keys must be non-empty strings, got {client!r}")
-            per_policy: dict[str, _Policy | None] = {}
-            if spec is None:
-                per_policy = {"*": None}  # exempt from every policy, rules' own limits included
-            elif isinstance(spec, Mapping):
-                for name, limit in spec.items():
-                    if name != "default" and name not in self.policies:
-                        raise ConfigurationError(
-                            f"overrides[{client!r}]: no policy named {name!r}; known: default, "
-                            f"{', '.join(sorted(self.policies))}"
-                        )
-                    per_policy[name] = (
-                        None
-                        if limit is None
-                        else _make_policy(
-                            name, name, _parse_limits(limit, option=f"overrides[{client!r}][{name!r}]")
-                        )
-                    )
-            else:
-                per_policy["default"] = _make_policy(
-                    "default", "default", _parse_limits(spec, option=f"overrides[{client!r}]")
-                )
-            parsed[safe_key(client)] = per_policy
-        return parsed
 
     # -- the request path -------------------------------------------------------------
     def _is_exempt_path(self, path: str) -> bool:
@@ -418,6 +407,9 @@ class RateLimitMiddleware:
         state.key = value
         state.key_known = True
         return value
+
+    def _is_address_key(self, key: str) -> bool:
+        return self._key_func is None and (self._key_header is None or key.startswith("ip:"))
 
     def _user_key(self, key: str) -> str:
         """The key as users write it in ``allow``/``overrides`` (without the storage prefix)."""
@@ -462,33 +454,14 @@ class RateLimitMiddleware:
 
     async def decide(self, policy: _Policy, key: str, cost: int, *, peek: bool = False) -> Decision | None:
         """Check (and unless ``peek``, count) one request; None means "refuse: storage down"."""
-        memory = self._memory
-        if memory is not None:
-            return await memory.acquire(policy.windows, policy.namespace, key, cost, peek)
-        assert self._network is not None  # memory or network is always set
-        guard = self.guard
-        probe = not guard.healthy
-        if guard.should_try():
-            try:
-                engine: Engine = self._network.current()
-                if engine.bounded:
-                    decision = await engine.acquire(policy.windows, policy.namespace, key, cost, peek)
-                else:
-                    import anyio
+        return await self._decider.decide(policy.windows, policy.namespace, key, cost, peek)
 
-                    with anyio.fail_after(self._storage_timeout):
-                        decision = await engine.acquire(policy.windows, policy.namespace, key, cost, peek)
-            except Exception as exc:  # any storage failure degrades as configured, never a 500
-                guard.failed(exc, probe=probe)
-            else:
-                guard.succeeded()
-                return decision
-        if self.on_storage_error == "allow":
-            return ALLOWED_BLIND
-        if self.on_storage_error == "memory":
-            assert self._fallback is not None
-            return await self._fallback.acquire(policy.windows, policy.namespace, key, cost, peek)
-        return None
+    def _decision_event(self, policy: _Policy, decision: Decision | None) -> None:
+        result = "unavailable" if decision is None else "allowed" if decision.allowed else "limited"
+        self._events.emit(RATELIMIT_DECISION, policy=policy.name, result=result)
+
+    def _fallback_event(self, mode: str) -> None:
+        self._events.emit(RATELIMIT_FALLBACK, mode=mode)
 
     async def aclose(self) -> None:
         """Close this event loop's storage connections; runs on the lifespan shutdown event."""
@@ -513,7 +486,13 @@ class RateLimitMiddleware:
     def _closing_receive(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.startup" and self._network is not None:
+                try:
+                    # Connect (a cluster's slot table, the script) before the first request.
+                    await self._network.startup()
+                except Exception as exc:
+                    logger.warning("rate-limit storage not ready at startup (%s); connecting lazily", exc)
+            elif message["type"] == "lifespan.shutdown":
                 try:
                     await self.aclose()
                 except Exception:
@@ -525,7 +504,8 @@ class RateLimitMiddleware:
     async def _handle(
         self, kind: str, state: _RequestState, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        path: str = scope.get("path", "/")
+        # Rules match the path the app routes on (without a root_path prefix).
+        path = route_path(scope)
         policy: _Policy | None = None
         key: str | None = None
         if not self._is_exempt_path(path):
@@ -540,7 +520,20 @@ class RateLimitMiddleware:
         if policy is not None and key is not None:
             cost = await self._cost_of(scope)
             peek = self._count_when is not None and kind == "http"
+            if self._address_policy is not None and not self._is_address_key(key):
+                # Every keyed request also counts against its address: fresh (guessed or
+                # unknown) keys from one place are throttled like one client.
+                address_key = "ip:" + self.client_address.key(scope)
+                by_address = await self.decide(self._address_policy, address_key, cost)
+                if by_address is None or not by_address.allowed:
+                    policy = self._address_policy
+                    self._decision_event(policy, by_address)
+                    await self._refuse(scope, receive, send, policy, address_key, by_address, state)
+                    return
+                if by_address.stats:
+                    state.decisions.append((self._address_policy, by_address))
             decision = await self.decide(policy, key, cost, peek=peek)
+            self._decision_event(policy, decision)
             if decision is None or not decision.allowed:
                 await self._refuse(scope, receive, send, policy, key, decision, state)
                 return
@@ -586,6 +579,12 @@ class RateLimitMiddleware:
             if started:
                 raise
             await self._endpoint_refusal(scope, receive, send, exc, state.decisions)
+        except Exception:
+            # The app crashed before answering: an outer component sends a 500, which
+            # count_when must see like any other status.
+            if not started and count_after is not None and self._count_when is not None:
+                await self._count_response({"status": 500}, state, count_after)
+            raise
 
     async def _endpoint_refusal(
         self,
@@ -697,7 +696,7 @@ class RateLimitMiddleware:
                 result = hook(breach) if self._breach_only else hook(scope, breach)
                 if inspect.isawaitable(result):
                     result = await result
-                if result is not None and not callable(result):
+                if result is not None and not _is_response(result):
                     logger.error(
                         "rate limit on_breach returned %s, not a Response or None; sending the standard 429",
                         type(result).__name__,
@@ -763,33 +762,3 @@ class RateLimitMiddleware:
             await WebSocketClose(code=1008, reason="rate limit exceeded")(scope, receive, send)
             return
         await response(scope, receive, send)
-
-
-def _takes_one_argument(func: Callable[..., Any]) -> bool:
-    """True if ``func`` can only be called with one positional argument."""
-    try:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return False
-    return len(positional) == 1
-
-
-def _install_hint(scheme: str) -> str:
-    """What to install for a storage scheme's client library (limits' async storages)."""
-    if scheme.startswith("valkey"):
-        return "pip install valkey"
-    if scheme.startswith("memcached"):
-        return "pip install memcachio"
-    if scheme.startswith("mongodb"):
-        return "pip install motor"
-    return "pip install 'hardenkit[redis]'"
-
-
-def _looks_like_network(text: str) -> bool:
-    text = text.strip()
-    if "/" in text:
-        return True
-    return parse_ip(text) is not None and text.count(":") != 1

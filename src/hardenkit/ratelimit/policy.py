@@ -6,17 +6,16 @@ Imports ``limits`` (and starlette's path compiler) lazily, when options are pars
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from .engine import (
-    Decision,
-    Window,
-)
+from .engine import Decision, Window
+from .keys import parse_ip, safe_key
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -37,6 +36,9 @@ logger = logging.getLogger("hardenkit.ratelimit")
 #: The problem type of draft-ietf-httpapi-ratelimit-headers for a refused request.
 QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 QUOTA_EXCEEDED_TITLE = "Request cannot be satisfied as assigned quota has been exceeded"
+
+#: The largest limit a window may have (the Redis scripts count in 40-bit fields).
+MAX_AMOUNT = 2**39 - 1
 
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _HEADER_MODES = ("both", "ietf", "x-ratelimit")
@@ -114,6 +116,11 @@ def _parse_limits(value: object, *, option: str) -> tuple[Any, ...]:
     for item in items:
         if item.amount <= 0:
             raise ConfigurationError(f"{option}: {item} allows nothing; use a rule with None to block-list")
+        if item.amount > MAX_AMOUNT:
+            raise ConfigurationError(
+                f"{option}: {item} is more than the storages can count ({MAX_AMOUNT} per window); "
+                "write a smaller limit, or None for no limit"
+            )
     return tuple(items)
 
 
@@ -182,5 +189,85 @@ def _compile_rule(
                 "'GET,HEAD /export/{name}' or 'WEBSOCKET /ws'"
             )
         methods = frozenset("WEBSOCKET" if m in _WEBSOCKET_METHODS else m for m in method_part.split(","))
+        if "GET" in methods:
+            # Starlette (like HTTP itself) serves HEAD with the GET endpoint: a GET rule
+            # that did not cover HEAD could be walked around.
+            methods |= {"HEAD"}
     exact, regex = _path_matcher(path, option=f"{option} {text!r}")
     return methods, exact, regex
+
+
+def parse_overrides(
+    overrides: Mapping[str, LimitSpec | Mapping[str, LimitSpec | None] | None] | None,
+    policies: Mapping[str, _Policy],
+) -> dict[str, dict[str, _Policy | None]]:
+    """``overrides`` as {stored client key: {policy name or "*": policy or None (exempt)}}."""
+    parsed: dict[str, dict[str, _Policy | None]] = {}
+    if overrides is None:
+        return parsed
+    if not isinstance(overrides, Mapping):
+        raise ConfigurationError(
+            "overrides: expected a mapping of client key to limit, e.g. {'partner-key': '1000/minute'}"
+        )
+    for client, spec in overrides.items():
+        if not isinstance(client, str) or not client:
+            raise ConfigurationError(f"overrides: keys must be non-empty strings, got {client!r}")
+        per_policy: dict[str, _Policy | None] = {}
+        if spec is None:
+            per_policy = {"*": None}  # exempt from every policy, rules' own limits included
+        elif isinstance(spec, Mapping):
+            for name, limit in spec.items():
+                if name != "default" and name not in policies:
+                    raise ConfigurationError(
+                        f"overrides[{client!r}]: no policy named {name!r}; known: default, "
+                        f"{', '.join(sorted(policies))}"
+                    )
+                per_policy[name] = (
+                    None
+                    if limit is None
+                    else _make_policy(
+                        name, name, _parse_limits(limit, option=f"overrides[{client!r}][{name!r}]")
+                    )
+                )
+        else:
+            per_policy["default"] = _make_policy(
+                "default", "default", _parse_limits(spec, option=f"overrides[{client!r}]")
+            )
+        parsed[safe_key(client)] = per_policy
+    return parsed
+
+
+def _is_response(value: object) -> bool:
+    from starlette.responses import Response
+
+    return isinstance(value, Response)
+
+
+def _takes_one_argument(func: Callable[..., Any]) -> bool:
+    """True if ``func`` can only be called with one positional argument."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return False
+    return len(positional) == 1
+
+
+def _install_hint(scheme: str) -> str:
+    """What to install for a storage scheme's client library (limits' async storages)."""
+    if scheme.startswith("valkey"):
+        return "pip install valkey"
+    if scheme.startswith("memcached"):
+        return "pip install memcachio"
+    if scheme.startswith("mongodb"):
+        return "pip install motor"
+    return "pip install 'hardenkit[redis]'"
+
+
+def _looks_like_network(text: str) -> bool:
+    text = text.strip()
+    if "/" in text:
+        return True
+    return parse_ip(text) is not None and text.count(":") != 1

@@ -11,21 +11,22 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 from .clients import scheme_of
 from .engine import _SCRIPT_SCHEMES, _VALKEY_SCHEMES, AsyncEngine, Engine, ThreadEngine
-from .scripts import ScriptEngine
+from .scripts import ScriptEngine, ThreadScriptEngine
 
 logger = logging.getLogger("hardenkit.ratelimit")
 
+#: The longest wait between two probes of a storage that is down (seconds): once it is
+#: back, the fallback (or the 503s of "deny") lasts at most this long.
+MAX_BACKOFF = 5.0
 
-def uses_script(uri: str, strategy: str) -> bool:
+
+def uses_script(uri: str, strategy: str = "") -> bool:
     scheme = scheme_of(uri)
-    return strategy != "moving-window" and (scheme in _SCRIPT_SCHEMES or scheme in _VALKEY_SCHEMES)
+    return scheme in _SCRIPT_SCHEMES or scheme in _VALKEY_SCHEMES
 
 
 class NetworkEngines:
@@ -45,7 +46,7 @@ class NetworkEngines:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = (
             weakref.WeakKeyDictionary()
         )
-        self._thread_engine: ThreadEngine | None = None
+        self._thread_engine: Engine | None = None
         # Built now so that a bad URI or a missing client library fails at start-up.
         self._spare: Engine | None = self._make()
 
@@ -61,13 +62,28 @@ class NetworkEngines:
             # trio (or another non-asyncio loop): limits' sync storages in worker threads.
             if self._thread_engine is None:
                 options = {k: v for k, v in self.options.items() if k != "implementation"}
-                self._thread_engine = ThreadEngine(self.uri, self.strategy, options)
+                if uses_script(self.uri):
+                    self._thread_engine = ThreadScriptEngine(
+                        self.uri, self.strategy, options, self.key_prefix, self.timeout
+                    )
+                else:
+                    self._thread_engine = ThreadEngine(self.uri, self.strategy, options)
             return self._thread_engine
         engine = self._by_loop.get(loop)
         if engine is None:
             engine, self._spare = (self._spare or self._make()), None
             self._by_loop[loop] = engine
         return engine
+
+    async def startup(self) -> None:
+        """Connect before serving (lifespan startup): slot table and script loaded."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        prepare = getattr(self.current(), "prepare", None)
+        if prepare is not None:
+            await prepare()
 
     async def aclose(self) -> None:
         """Close the current event loop's connections (on lifespan shutdown)."""
@@ -92,7 +108,7 @@ class StorageGuard:
         storage: str,
         mode: str,
         backoff: float = 0.5,
-        max_backoff: float = 30.0,
+        max_backoff: float = MAX_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.storage = storage
@@ -104,6 +120,7 @@ class StorageGuard:
         self.since: float | None = None
         self.backoff = backoff
         self.retry_at = 0.0
+        self.recovered_at = float("-inf")
 
     def should_try(self) -> bool:
         """True when the storage may be used now; claims the probe slot while it is down."""
@@ -119,9 +136,16 @@ class StorageGuard:
     def retry_in(self) -> float:
         return max(0.0, self.retry_at - self.clock())
 
-    def failed(self, exc: BaseException, *, probe: bool) -> None:
-        """Record a failed call; ``probe`` is True for the call that ``should_try`` let through."""
+    def failed(self, exc: BaseException, *, probe: bool, started: float | None = None) -> None:
+        """Record a failed call; ``probe`` is True for the call that ``should_try`` let through.
+
+        ``started`` is the clock when the call began: a call that was already in flight
+        when the storage came back (it failed with the outage that just ended) starts
+        no new outage.
+        """
         now = self.clock()
+        if self.healthy and started is not None and started <= self.recovered_at:
+            return
         if self.healthy:
             self.healthy = False
             self.since = time.time()
@@ -149,6 +173,7 @@ class StorageGuard:
         self.since = None
         self.backoff = self.base_backoff
         self.retry_at = 0.0
+        self.recovered_at = self.clock()
         logger.warning("rate-limit storage %s is reachable again after %.1fs", self.storage, down_for)
 
     def state(self) -> dict[str, Any]:
