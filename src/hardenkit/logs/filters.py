@@ -7,12 +7,41 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from operator import is_
+from typing import Any
 
 from .._core.context import REQUEST_ID
-from .redactor import PRE_REDACTED, Redactor, _safe_text
+from .redactor import Redactor, _safe_text
 from .rules import PLACEHOLDER_ERROR
 
 __all__ = ["RedactingFilter"]
+
+#: The record attribute that carries a :class:`Vetted` (never written by the formatters).
+VETTED_ATTR = "hardenkit_vetted"
+_NOTHING: Mapping[str, Any] = {}
+_MISSING = object()
+
+
+class Vetted(tuple[Redactor, str, Mapping[str, Any], frozenset[str]]):
+    """What a hardenkit producer (the access log) already redacted in the record it logs.
+
+    ``Vetted((redactor, message, fields, names))`` is put on the record as
+    ``extra={**fields, VETTED_ATTR: ...}``; ``names`` is every attribute the
+    record is expected to carry (the LogRecord's own, ``fields``' and this one).
+    A :class:`RedactingFilter` whose rules ``redactor`` covers skips exactly the
+    vetted values: the message object and each field still holding the very
+    object vetted. Anything else on the record (a field added by a LogRecord
+    factory or a user's filter, a value replaced on the way) is redacted as
+    usual. A tuple: built in C, once per access-log line.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def names_for(fields: Mapping[str, Any]) -> frozenset[str]:
+        """The ``names`` of a Vetted for ``fields`` (compute once per set of field names)."""
+        return _STANDARD_ATTRS | {VETTED_ATTR, *fields}
+
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -22,7 +51,7 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 }
 # Attributes never printed as extras: ours, and uvicorn's "color_message" (the
 # message again, with ANSI colour codes for its own terminal formatter).
-_OWN_ATTRS = frozenset({"request_id", "hardenkit_exception", "color_message"})
+_OWN_ATTRS = frozenset({"request_id", "hardenkit_exception", "color_message", VETTED_ATTR})
 _PLAIN_FORMATTER = logging.Formatter()
 
 
@@ -39,14 +68,14 @@ class RedactingFilter(logging.Filter):
     def __init__(self, redactor: Redactor | None = None, name: str = "") -> None:
         super().__init__(name)
         self.redactor = redactor if redactor is not None else Redactor()
+        self._covering: tuple[Redactor | None, bool] = (None, False)
+        self._checked_names: frozenset[str] | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not super().filter(record):
             return False
-        producer = PRE_REDACTED.get()
-        if producer is not None and (
-            producer is self.redactor or producer._engine.covers(self.redactor._engine)
-        ):
+        vetted = record.__dict__.get(VETTED_ATTR)
+        if type(vetted) is Vetted and self._untouched(record, vetted):
             return True
         try:
             self._redact(record)
@@ -62,11 +91,50 @@ class RedactingFilter(logging.Filter):
                     setattr(record, key, PLACEHOLDER_ERROR)
         return True
 
+    def _untouched(self, record: logging.LogRecord, vetted: Vetted) -> bool:
+        """True when the record holds what its producer vetted, and nothing else to redact."""
+        producer, message, fields, names = vetted
+        if not self._covered_by(producer):
+            return False
+        if (
+            record.msg is not message
+            or record.args
+            or record.exc_info
+            or record.exc_text
+            or record.stack_info
+        ):
+            return False
+        if names is not self._checked_names:
+            # A producer reuses a few name sets; check each is no wider than it may be, once.
+            if not names <= Vetted.names_for(fields):
+                return False
+            self._checked_names = names
+        attrs = record.__dict__
+        # At C speed: no attribute beyond the vetted ones, and each still the very object vetted.
+        return names.issuperset(attrs) and all(map(is_, map(attrs.get, fields), fields.values()))
+
+    def _covered_by(self, producer: Redactor) -> bool:
+        """True when ``producer`` finds everything this filter's redactor finds."""
+        last, answer = self._covering  # one tuple: a racing thread sees old or new, both right
+        if last is not producer:
+            redactor = self.redactor
+            answer = producer is redactor or producer._engine.covers(redactor._engine)
+            self._covering = (producer, answer)
+        return answer
+
     def _redact(self, record: logging.LogRecord) -> None:
         redactor = self.redactor
         engine = redactor._engine
+        attrs = record.__dict__
+        vetted = attrs.get(VETTED_ATTR)
+        trusted = _NOTHING
+        trusted_message: str | None = None
+        if type(vetted) is Vetted and self._covered_by(vetted[0]):
+            trusted_message, trusted = vetted[1], vetted[2]
         message: str | None = None
-        if isinstance(record.msg, Mapping) and not record.args:
+        if record.msg is trusted_message and not record.args:
+            pass  # the producer's own message, redacted by it
+        elif isinstance(record.msg, Mapping) and not record.args:
             record.msg = redactor._obj(record.msg, 0, set())
         else:
             try:
@@ -74,8 +142,13 @@ class RedactingFilter(logging.Filter):
             except Exception:
                 message = f"{_safe_text(record.msg)} (unformattable args: {_safe_text(record.args)})"
 
-        attrs = record.__dict__
-        extras = [(key, attrs[key]) for key in attrs.keys() - _STANDARD_ATTRS]
+        # Only what the producer vetted is skipped, by identity: a value replaced on the way
+        # (by a user's filter) or added (by a LogRecord factory) is redacted like any extra.
+        extras = [
+            (key, value)
+            for key in attrs.keys() - _STANDARD_ATTRS
+            if key != VETTED_ATTR and trusted.get(key, _MISSING) is not (value := attrs[key])
+        ]
         # One prefilter pass over the message and every text extra: most records are clean.
         strings = [value for _, value in extras if type(value) is str]
         if message is not None:
