@@ -632,3 +632,63 @@ def test_a_kit_installed_access_log_matches_exclusions_under_root_path(
     serve_one(wrapped, http_scope("/api/internal", root_path="/api"))
     serve_one(wrapped, http_scope("/api/orders", root_path="/api"))
     assert [json.loads(line)["path"] for line in access_lines(stream, True)] == ["/api/orders"]
+
+
+# -- defect 1 beyond our own access line: any log line that carries a URL ----------------------
+
+
+@FORMATS
+def test_url_encoded_secrets_in_any_log_line_are_redacted(
+    output: Callable[[bool], io.StringIO], json_lines: bool
+) -> None:
+    stream = output(json_lines)
+    # uvicorn's own access line, and an HTTP client's request line, carry the raw target.
+    target = "/login?email=alice%40example.com&q=4111+1111+1111+1111&pass%77ord=hunter2"
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", target, "1.1", 200
+    )
+    logging.getLogger("app.client").info("calling", extra={"url": f"https://api.example.com{target}"})
+    logging.getLogger("app.plain").info("50%% done, ratio a+b=c, value=%s", "%41")
+    text = stream.getvalue()
+    for secret in ("alice", "4111", "hunter2"):
+        assert secret not in text
+    assert "50% done, ratio a+b=c, value=%41" in text  # nothing to hide: left as it was
+
+
+ENCODED_APP = """
+import os
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+import hardenkit as hk
+
+hk.configure_logging(stream=open(os.environ["ACCESS_LOG_FILE"], "a", buffering=1))
+
+async def index(request):
+    return PlainTextResponse("ok")
+
+app = Starlette(routes=[Route("/{path:path}", index)])
+hk.Kit().register(hk.AccessLogMiddleware).register(hk.HeaderContractMiddleware).install(app)
+"""
+
+
+@pytest.mark.slow
+def test_real_uvicorn_logs_no_url_encoded_secret_in_either_access_log(tmp_path: Path) -> None:
+    (tmp_path / "encoded_app.py").write_text(textwrap.dedent(ENCODED_APP), encoding="utf-8")
+    log_file = tmp_path / "access.log"
+    env = {"ACCESS_LOG_FILE": str(log_file)}
+    args = ("--app-dir", str(tmp_path), "--log-level", "info")
+    with uvicorn_server("encoded_app:app", env=env, cwd=tmp_path, extra_args=args) as (base, _):
+        # httpx sends the query as given: the encodings the issue lists, as clients send them.
+        for query in [q for q, _ in ISSUE_QUERIES]:
+            assert httpx2.get(f"{base}/users/alice%40example.com?{query}", timeout=10).status_code == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = log_file.read_text(encoding="utf-8") if log_file.exists() else ""
+            loggers = [json.loads(line)["logger"] for line in text.splitlines() if line.strip()]
+            if loggers.count(ACCESS) >= 5 and loggers.count("uvicorn.access") >= 5:
+                break
+            time.sleep(0.05)
+    assert loggers.count(ACCESS) == 5 and loggers.count("uvicorn.access") == 5, text
+    for secret in ("alice", "hunter2", "4111"):
+        assert secret not in text

@@ -13,6 +13,7 @@ from typing import Any
 from .._core.context import REQUEST_ID
 from .redactor import Redactor, _safe_text
 from .rules import PLACEHOLDER_ERROR
+from .urls import redact_encoded
 
 __all__ = ["RedactingFilter"]
 
@@ -155,7 +156,7 @@ class RedactingFilter(logging.Filter):
             strings.append(message)
         scan = engine.might_contain("\x00".join(strings)) if strings else False
         if message is not None:
-            record.msg = engine.redact(message) if scan else message
+            record.msg = redact_encoded(engine.redact(message) if scan else message, redactor)
             record.args = None
         known_keys = engine._key_cache
         for key, value in extras:
@@ -167,8 +168,10 @@ class RedactingFilter(logging.Filter):
                 if value is not None and value != "":
                     setattr(record, key, redactor._secret_value(value))
             elif kind is str:
-                if scan:
-                    setattr(record, key, engine.redact(value))
+                text = engine.redact(value) if scan else value
+                text = redact_encoded(text, redactor)
+                if text is not value:
+                    setattr(record, key, text)
             elif kind is int:
                 if not -10_000_000 < value < 10_000_000:  # shorter ints cannot be cards or phones
                     setattr(record, key, redactor._obj(value, 0, set()))

@@ -24,7 +24,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from .redactor import Redactor
 
-__all__ = ["MAX_TARGET", "encode_path", "has_secret_names", "redact_path", "redact_query"]
+__all__ = ["MAX_TARGET", "encode_path", "has_secret_names", "redact_encoded", "redact_path", "redact_query"]
 
 #: The longest path or query written (characters); longer ones are cut after redaction.
 MAX_TARGET = 2048
@@ -37,6 +37,7 @@ _QUERY_SAFE = "!$'()*,/:;@[]~"
 _PATH_SAFE = "!$&'()*+,/:;=@[]~"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.\-~!$&'()*+,/:;=@\[\]]*\Z").match
 _NAMES_WITH_VALUES = re.compile(r"(?:^|&)([^=&]+)=[^&]").findall
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}").search
 
 
 def encode_path(path: str) -> str:
@@ -68,6 +69,28 @@ def redact_query(query: str, redactor: Redactor) -> str:
         written = _redact_parameter(part, redactor) if part else None
         out.append(part if written is None else written)
     return "&".join(out)[:MAX_TARGET]
+
+
+def redact_encoded(text: str, redactor: Redactor) -> str:
+    """``text`` (already redacted) with the secrets its URL-encoded parts hide redacted too.
+
+    For any log line that carries a URL (uvicorn's access log, an HTTP client's
+    request log): when decoding ``%XX`` (and ``+`` in a query) reveals a secret,
+    the decoded text, redacted, replaces it; otherwise ``text`` is returned as it is.
+    """
+    if ("%" not in text or _ESCAPE(text) is None) and not ("+" in text and "=" in text):
+        return text
+    decoded = text
+    for _ in range(1 + _EXTRA_LAYERS):
+        deeper = unquote_plus(decoded)
+        if deeper == decoded:
+            break
+        decoded = deeper
+        if redactor.might_contain(decoded):
+            redacted = redactor.redact(decoded)
+            if redacted != decoded:
+                return redacted
+    return text
 
 
 def _redact_parameter(part: str, redactor: Redactor) -> str | None:
