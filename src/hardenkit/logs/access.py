@@ -205,9 +205,11 @@ class AccessLogMiddleware:
                 or has_secret_names(query, redactor)
             ):
                 path, query = redact_path(path, redactor), redact_query(query, redactor)
-                method, user_agent = redactor.redact(method), redactor.redact(user_agent)[:_MAX_UA]
-                host = None if host is None else redactor.redact(host)
-                rid = None if rid is None else redactor.redact(rid)
+                if redactor.might_contain(f"{method}\x00{user_agent}\x00{host}\x00{rid}"):
+                    method, user_agent = redactor.redact(method), redactor.redact(user_agent)
+                    host = None if host is None else redactor.redact(host)
+                    rid = None if rid is None else redactor.redact(rid)
+                user_agent = user_agent[:_MAX_UA]
             else:
                 path, user_agent = encode_path(path), user_agent[:_MAX_UA]
             fields: dict[str, Any] = {

@@ -14,7 +14,14 @@ from typing import IO, Any
 
 from .._core.context import REQUEST_ID
 from ..errors import ConfigurationError
-from .filters import _OWN_ATTRS, _STANDARD_ATTRS, _ContextFilter, _RedactingContextFilter
+from .filters import (
+    _OWN_ATTRS,
+    _STANDARD_ATTRS,
+    VETTED_ATTR,
+    Vetted,
+    _ContextFilter,
+    _RedactingContextFilter,
+)
 from .redactor import Redactor, _safe_text
 
 __all__ = ["configure_logging"]
@@ -46,7 +53,7 @@ def _exception_fields(record: logging.LogRecord, text: Any) -> dict[str, Any]:
 
 def _json_formatter_class() -> type[logging.Formatter]:
     from pythonjsonlogger.core import RESERVED_ATTRS
-    from pythonjsonlogger.json import JsonFormatter
+    from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
     reserved = [*RESERVED_ATTRS, "taskName", *_OWN_ATTRS]
 
@@ -56,6 +63,9 @@ def _json_formatter_class() -> type[logging.Formatter]:
 
         def __init__(self) -> None:
             super().__init__(reserved_attrs=reserved, json_ensure_ascii=False)
+            # One encoder for every line: json.dumps(cls=...) would build one per call.
+            self._encode = JsonEncoder(ensure_ascii=False).encode
+            self._vetted_names: dict[frozenset[str], tuple[str, ...]] = {}
 
         def add_fields(
             self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -78,7 +88,24 @@ def _json_formatter_class() -> type[logging.Formatter]:
             # The extras: python-json-logger's merge_record_extra, in one comprehension.
             attrs = record.__dict__
             skip = self._skip_fields
-            log_data.update({key: attrs[key] for key in attrs if key not in skip and key[:1] != "_"})
+            vetted = attrs.get(VETTED_ATTR)
+            if type(vetted) is Vetted:
+                # An access-log line: its fields are known, only what else is there needs a look.
+                written = self._vetted_names.get(vetted[3])
+                if written is None:
+                    written = self._written_names(vetted)
+                log_data.update(zip(written, map(attrs.get, written), strict=True))
+                others = attrs.keys() - vetted[3]
+                if others:
+                    log_data.update(
+                        {
+                            key: attrs[key]
+                            for key in attrs
+                            if key in others and key not in skip and key[:1] != "_"
+                        }
+                    )
+            else:
+                log_data.update({key: attrs[key] for key in attrs if key not in skip and key[:1] != "_"})
             # An extra named "level" cannot overwrite the real one (re-setting keeps the key order).
             log_data.update(own)
             if exc_text or getattr(record, "hardenkit_exception", None):
@@ -86,8 +113,16 @@ def _json_formatter_class() -> type[logging.Formatter]:
             if stack:
                 log_data["stack"] = stack
 
+        def _written_names(self, vetted: Vetted) -> tuple[str, ...]:
+            skip = self._skip_fields
+            written = tuple(key for key in vetted[2] if key not in skip and key[:1] != "_")
+            if len(self._vetted_names) >= 64:  # a producer has a handful of field sets; bound it anyway
+                self._vetted_names.clear()
+            self._vetted_names[vetted[3]] = written
+            return written
+
         def jsonify_log_record(self, log_data: Any) -> str:
-            line = super().jsonify_log_record(log_data)
+            line: str = self._encode(log_data)
             return line if line.isascii() else line.translate(_JSON_RAW_BREAKS)
 
     return HardenkitJsonFormatter

@@ -102,15 +102,16 @@ def _redact_parameter(part: str, redactor: Redactor) -> str | None:
             # As a mapping entry: a secret name hides its value whatever the value looks like.
             ((new_name, new_value),) = redactor.redact_obj({name: value}).items()
             return _encode(new_name) + eq + _encode(new_value)
-        new_name, new_value = redactor.redact(name), redactor.redact(value)
-        if new_name != name or new_value != value:
-            return _encode(new_name) + eq + _encode(new_value)
-        # A rule that needs the name and the value together ("password%3Dhunter2" decodes to
-        # one name, "password=hunter2").
         text = name + eq + value
-        redacted = redactor.redact(text)
-        if redacted != text:
-            return _encode(redacted, safe="=")
+        if redactor.might_contain(text):
+            new_name, new_value = redactor.redact(name), redactor.redact(value)
+            if new_name != name or new_value != value:
+                return _encode(new_name) + eq + _encode(new_value)
+            # A rule that needs the name and the value together ("password%3Dhunter2" decodes
+            # to one name, "password=hunter2").
+            redacted = redactor.redact(text)
+            if redacted != text:
+                return _encode(redacted, safe="=")
         if "%" not in text:
             return None
         deeper_name, deeper_value = unquote_plus(name), unquote_plus(value)
@@ -124,9 +125,10 @@ def _redact_layers(text: str, redactor: Redactor) -> str:
     """``text`` redacted; if that hides nothing, its decoded forms are tried too."""
     current = text
     for _ in range(1 + _EXTRA_LAYERS):
-        redacted = redactor.redact(current)
-        if redacted != current:
-            return redacted
+        if redactor.might_contain(current):
+            redacted = redactor.redact(current)
+            if redacted != current:
+                return redacted
         if "%" not in current:
             break
         deeper = unquote(current)
