@@ -237,8 +237,10 @@ class AccessLogMiddleware:
                 # it covers skips these very values, and redacts whatever else is on the record.
                 names = _BASE_NAMES if len(fields) == len(_BASE_FIELDS) else Vetted.names_for(fields)
                 fields[VETTED_ATTR] = Vetted((redactor, message, fields, names))
-            # Logger.log() without its stack walk (findCaller): the caller is always this method.
-            record = logger.makeRecord(logger.name, level, __file__, _LINE, message, (), None, "_log", fields)
+            # Logger.log() without its stack walk (findCaller: the caller is always this method)
+            # and without makeRecord's key-by-key copy of extra (these keys are known not to clash).
+            record = logger.makeRecord(logger.name, level, __file__, _LINE, message, (), None, "_log")
+            record.__dict__.update(fields)
             fields.pop(VETTED_ATTR, None)  # the record keeps it; no reference cycle left behind
             logger.handle(record)
         except Exception:
