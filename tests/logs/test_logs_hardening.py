@@ -38,6 +38,7 @@ from hardenkit.logs import AccessLogMiddleware, Redactor, configure_logging
 from support import uvicorn_server
 
 FORMATS = pytest.mark.parametrize("json_lines", [True, False], ids=["json", "text"])
+BACKENDS = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 ACCESS = "hardenkit.access"
 
 
@@ -468,6 +469,7 @@ async def call(app: Any, scope: Scope) -> list[Message]:
 
 
 @FORMATS
+@BACKENDS
 @pytest.mark.anyio
 async def test_request_cut_at_drain_is_logged_with_the_503_the_client_got(
     output: Callable[[bool], io.StringIO], json_lines: bool
@@ -504,6 +506,7 @@ async def test_request_cut_at_drain_is_logged_with_the_503_the_client_got(
         assert "GET /forever 503" in line and "drain_cut=True" in line and "disconnected" not in line
 
 
+@BACKENDS
 @pytest.mark.anyio
 async def test_a_response_started_before_the_drain_cut_logs_its_own_status(
     output: Callable[[bool], io.StringIO],
@@ -537,6 +540,7 @@ async def test_a_response_started_before_the_drain_cut_logs_its_own_status(
     assert (fields["status"], fields["response_bytes"], fields["drain_cut"]) == (200, 4, True)
 
 
+@BACKENDS
 @pytest.mark.anyio
 async def test_a_cancellation_that_is_not_the_drain_is_not_called_a_drain_cut(
     output: Callable[[bool], io.StringIO],

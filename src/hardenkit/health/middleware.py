@@ -18,6 +18,7 @@ import anyio
 from starlette.responses import Response
 
 from .._core.config import EnvParser, env_bool, env_float, env_list, env_optional, env_str
+from .._core.drain import DRAIN_SCOPE
 from .._core.problem import problem_response
 from ..errors import ConfigurationError
 from .checks import (
@@ -300,10 +301,12 @@ class HealthProbeMiddleware:
             started = True
             await send(message)
 
+        token = DRAIN_SCOPE.set(cancel_scope)  # the access log inside tells a drain cut by it
         try:
             with cancel_scope:
                 await self.app(scope, receive, send_wrapper)
         finally:
+            DRAIN_SCOPE.reset(token)
             life.inflight -= 1
             life.scopes.discard(cancel_scope)
         if cancel_scope.cancelled_caught and not started and scope["type"] == "http":
