@@ -696,3 +696,16 @@ def test_real_uvicorn_logs_no_url_encoded_secret_in_either_access_log(tmp_path: 
     assert loggers.count(ACCESS) == 5 and loggers.count("uvicorn.access") == 5, text
     for secret in ("alice", "hunter2", "4111"):
         assert secret not in text
+
+
+@FORMATS
+def test_url_encoded_secrets_in_an_exception_are_redacted(
+    output: Callable[[bool], io.StringIO], json_lines: bool
+) -> None:
+    stream = output(json_lines)
+    try:
+        raise RuntimeError("401 for url 'https://api.example.com/v1?email=alice%40example.com'")
+    except RuntimeError:
+        logging.getLogger("app.client").exception("call failed")
+    text = stream.getvalue()
+    assert "alice" not in text and "[REDACTED:email]" in text

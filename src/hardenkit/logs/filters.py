@@ -180,16 +180,19 @@ class RedactingFilter(logging.Filter):
 
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _ = record.exc_info
-            record.exc_text = engine.redact(_PLAIN_FORMATTER.formatException(record.exc_info))
+            # An HTTP client's error names the URL it called: look through its encoding too.
+            record.exc_text = redact_encoded(
+                engine.redact(_PLAIN_FORMATTER.formatException(record.exc_info)), redactor
+            )
             record.hardenkit_exception = {
                 "type": f"{exc_type.__module__}.{exc_type.__qualname__}"
                 if exc_type.__module__ != "builtins"
                 else exc_type.__qualname__,
-                "message": engine.redact(_safe_text(exc)),
+                "message": redact_encoded(engine.redact(_safe_text(exc)), redactor),
             }
             record.exc_info = None
         elif record.exc_text:
-            record.exc_text = engine.redact(record.exc_text)
+            record.exc_text = redact_encoded(engine.redact(record.exc_text), redactor)
         if record.stack_info:
             record.stack_info = engine.redact(record.stack_info)
 
