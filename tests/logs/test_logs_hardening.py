@@ -709,3 +709,24 @@ def test_url_encoded_secrets_in_an_exception_are_redacted(
         logging.getLogger("app.client").exception("call failed")
     text = stream.getvalue()
     assert "alice" not in text and "[REDACTED:email]" in text
+
+
+def test_access_records_still_pickle_for_socket_and_queue_handlers(
+    output: Callable[[bool], io.StringIO],
+) -> None:
+    """What the filter trusts travels beside the record, never on it (a Redactor does not pickle)."""
+    import logging.handlers
+    import pickle
+
+    pickled: list[dict[str, Any]] = []
+
+    class Pickling(logging.handlers.SocketHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            pickled.append(pickle.loads(self.makePickle(record)[4:]))
+
+    stream = output(True)
+    logging.getLogger().addHandler(Pickling("127.0.0.1", 9))  # never connects: emit is replaced
+    serve_one(AccessLogMiddleware(hello), http_scope("/", b"email=alice%40example.com"))
+    (line,) = access_lines(stream, True)
+    (shipped,) = [entry for entry in pickled if entry["name"] == ACCESS]
+    assert shipped["query"] == json.loads(line)["query"] == "email=[REDACTED:email]"

@@ -12,7 +12,7 @@ from .._core.context import REQUEST_ID
 from .._core.drain import cut_by_drain
 from .._core.paths import route_path
 from ..errors import ConfigurationError
-from .filters import VETTED_ATTR, Vetted
+from .filters import VETTED, Vetted
 from .redactor import Redactor
 from .urls import MAX_TARGET, encode_path, has_secret_names, redact_path, redact_query
 
@@ -232,17 +232,21 @@ class AccessLogMiddleware:
             if failed is not None:
                 fields["error"] = failed
             message = f"{method} {path} {status}"
-            if redactor is not None:
-                # Every field here was just vetted by this redactor: a RedactingFilter whose rules
-                # it covers skips these very values, and redacts whatever else is on the record.
-                names = _BASE_NAMES if len(fields) == len(_BASE_FIELDS) else Vetted.names_for(fields)
-                fields[VETTED_ATTR] = Vetted((redactor, message, fields, names))
             # Logger.log() without its stack walk (findCaller: the caller is always this method)
             # and without makeRecord's key-by-key copy of extra (these keys are known not to clash).
             record = logger.makeRecord(logger.name, level, __file__, _LINE, message, (), None, "_log")
             record.__dict__.update(fields)
-            fields.pop(VETTED_ATTR, None)  # the record keeps it; no reference cycle left behind
-            logger.handle(record)
+            if redactor is None:
+                logger.handle(record)
+                return
+            # Every field here was just vetted by this redactor: a RedactingFilter whose rules
+            # it covers skips these very values of this very record, and redacts anything else.
+            names = _BASE_NAMES if len(fields) == len(_BASE_FIELDS) else Vetted.names_for(fields)
+            token = VETTED.set(Vetted((record, redactor, message, fields, names)))
+            try:
+                logger.handle(record)
+            finally:
+                VETTED.reset(token)
         except Exception:
             # The access log must never break the request it describes.
             logging.getLogger("hardenkit.accesslog").exception("could not write the access log line")

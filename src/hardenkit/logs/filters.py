@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
 from operator import is_
 from typing import Any
 
@@ -17,23 +18,24 @@ from .urls import redact_encoded
 
 __all__ = ["RedactingFilter"]
 
-#: The record attribute that carries a :class:`Vetted` (never written by the formatters).
-VETTED_ATTR = "hardenkit_vetted"
 _NOTHING: Mapping[str, Any] = {}
 _MISSING = object()
 
 
-class Vetted(tuple[Redactor, str, Mapping[str, Any], frozenset[str]]):
+class Vetted(tuple[logging.LogRecord, Redactor, str, Mapping[str, Any], frozenset[str]]):
     """What a hardenkit producer (the access log) already redacted in the record it logs.
 
-    ``Vetted((redactor, message, fields, names))`` is put on the record as
-    ``extra={**fields, VETTED_ATTR: ...}``; ``names`` is every attribute the
-    record is expected to carry (the LogRecord's own, ``fields``' and this one).
-    A :class:`RedactingFilter` whose rules ``redactor`` covers skips exactly the
-    vetted values: the message object and each field still holding the very
-    object vetted. Anything else on the record (a field added by a LogRecord
-    factory or a user's filter, a value replaced on the way) is redacted as
-    usual. A tuple: built in C, once per access-log line.
+    ``Vetted((record, redactor, message, fields, names))`` is set in :data:`VETTED`
+    while the producer hands ``record`` to its logger; ``names`` is every
+    attribute the record is expected to carry (the LogRecord's own and
+    ``fields``'). A :class:`RedactingFilter` whose rules ``redactor`` covers
+    skips exactly the vetted values of that very record: the message object and
+    each field still holding the very object vetted. Anything else (a field
+    added by a LogRecord factory or a user's filter, a value replaced on the
+    way, a copy of the record, another record logged meanwhile) is redacted as
+    usual. Kept beside the record, not on it, so that nothing unpicklable
+    travels with it (SocketHandler, a multiprocessing QueueHandler). A tuple:
+    built in C, once per access-log line.
     """
 
     __slots__ = ()
@@ -41,7 +43,17 @@ class Vetted(tuple[Redactor, str, Mapping[str, Any], frozenset[str]]):
     @staticmethod
     def names_for(fields: Mapping[str, Any]) -> frozenset[str]:
         """The ``names`` of a Vetted for ``fields`` (compute once per set of field names)."""
-        return _STANDARD_ATTRS | {VETTED_ATTR, *fields}
+        return _STANDARD_ATTRS.union(fields)
+
+
+#: The record being handed to the handlers by a hardenkit producer, and what it vetted.
+VETTED: ContextVar[Vetted | None] = ContextVar("hardenkit.vetted", default=None)
+
+
+def vetted_for(record: logging.LogRecord) -> Vetted | None:
+    """The :class:`Vetted` of ``record`` itself, if its producer is handing it over now."""
+    vetted = VETTED.get()
+    return vetted if vetted is not None and vetted[0] is record else None
 
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -52,7 +64,7 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 }
 # Attributes never printed as extras: ours, and uvicorn's "color_message" (the
 # message again, with ANSI colour codes for its own terminal formatter).
-_OWN_ATTRS = frozenset({"request_id", "hardenkit_exception", "color_message", VETTED_ATTR})
+_OWN_ATTRS = frozenset({"request_id", "hardenkit_exception", "color_message"})
 _PLAIN_FORMATTER = logging.Formatter()
 
 
@@ -75,8 +87,8 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not super().filter(record):
             return False
-        vetted = record.__dict__.get(VETTED_ATTR)
-        if type(vetted) is Vetted and self._untouched(record, vetted):
+        vetted = VETTED.get()
+        if vetted is not None and vetted[0] is record and self._untouched(record, vetted):
             return True
         try:
             self._redact(record)
@@ -94,7 +106,7 @@ class RedactingFilter(logging.Filter):
 
     def _untouched(self, record: logging.LogRecord, vetted: Vetted) -> bool:
         """True when the record holds what its producer vetted, and nothing else to redact."""
-        producer, message, fields, names = vetted
+        _, producer, message, fields, names = vetted
         if not self._covered_by(producer):
             return False
         if (
@@ -127,11 +139,11 @@ class RedactingFilter(logging.Filter):
         redactor = self.redactor
         engine = redactor._engine
         attrs = record.__dict__
-        vetted = attrs.get(VETTED_ATTR)
+        vetted = vetted_for(record)
         trusted = _NOTHING
         trusted_message: str | None = None
-        if type(vetted) is Vetted and self._covered_by(vetted[0]):
-            trusted_message, trusted = vetted[1], vetted[2]
+        if vetted is not None and self._covered_by(vetted[1]):
+            trusted_message, trusted = vetted[2], vetted[3]
         message: str | None = None
         if record.msg is trusted_message and not record.args:
             pass  # the producer's own message, redacted by it
@@ -148,7 +160,7 @@ class RedactingFilter(logging.Filter):
         extras = [
             (key, value)
             for key in attrs.keys() - _STANDARD_ATTRS
-            if key != VETTED_ATTR and trusted.get(key, _MISSING) is not (value := attrs[key])
+            if trusted.get(key, _MISSING) is not (value := attrs[key])
         ]
         # One prefilter pass over the message and every text extra: most records are clean.
         strings = [value for _, value in extras if type(value) is str]

@@ -17,7 +17,7 @@ from ..errors import ConfigurationError
 from .filters import (
     _OWN_ATTRS,
     _STANDARD_ATTRS,
-    VETTED_ATTR,
+    VETTED,
     Vetted,
     _ContextFilter,
     _RedactingContextFilter,
@@ -88,14 +88,14 @@ def _json_formatter_class() -> type[logging.Formatter]:
             # The extras: python-json-logger's merge_record_extra, in one comprehension.
             attrs = record.__dict__
             skip = self._skip_fields
-            vetted = attrs.get(VETTED_ATTR)
-            if type(vetted) is Vetted:
+            vetted = VETTED.get()
+            if vetted is not None and vetted[0] is record:
                 # An access-log line: its fields are known, only what else is there needs a look.
-                written = self._vetted_names.get(vetted[3])
+                written = self._vetted_names.get(vetted[4])
                 if written is None:
                     written = self._written_names(vetted)
                 log_data.update(zip(written, map(attrs.get, written), strict=True))
-                others = attrs.keys() - vetted[3]
+                others = attrs.keys() - vetted[4]
                 if others:
                     log_data.update(
                         {
@@ -115,10 +115,10 @@ def _json_formatter_class() -> type[logging.Formatter]:
 
         def _written_names(self, vetted: Vetted) -> tuple[str, ...]:
             skip = self._skip_fields
-            written = tuple(key for key in vetted[2] if key not in skip and key[:1] != "_")
+            written = tuple(key for key in vetted[3] if key not in skip and key[:1] != "_")
             if len(self._vetted_names) >= 64:  # a producer has a handful of field sets; bound it anyway
                 self._vetted_names.clear()
-            self._vetted_names[vetted[3]] = written
+            self._vetted_names[vetted[4]] = written
             return written
 
         def jsonify_log_record(self, log_data: Any) -> str:
