@@ -150,3 +150,16 @@ def test_pepper_from_the_environment_is_never_shown() -> None:
     described = kit.describe()
     assert "pepper=" in described
     assert "s3cr3t-pepper" not in described
+
+
+def test_the_access_log_line_carries_the_key_id_and_never_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    store, keys = make_keys()
+    app = Starlette(routes=[Route("/items", whoami)])
+    kit = hk.Kit().register(APIKeyMiddleware, store=store).register(hk.AccessLogMiddleware)
+    client = TestClient(kit.install(app))
+    with caplog.at_level(logging.INFO, logger="hardenkit.access"):
+        assert client.get("/items", headers={"X-API-Key": keys["admin"]}).status_code == 200
+        assert client.get("/items", headers={"X-API-Key": keys["admin"][:-1] + "x"}).status_code == 401
+    lines = [r for r in caplog.records if r.name == "hardenkit.access"]
+    assert [getattr(r, "key_id", None) for r in lines] == [keys["admin"][5:17], None]
+    assert keys["admin"] not in caplog.text

@@ -17,6 +17,7 @@ import anyio
 from starlette.responses import Response
 
 from .._core.config import EnvParser, env_bool, env_float, env_list, env_optional, env_str
+from .._core.drain import DRAIN_SCOPE
 from .._core.events import HEALTH_CHECK, HEALTH_PROBE, events_of
 from .._core.lifespan import serve_lifespan
 from .._core.paths import route_path
@@ -305,10 +306,12 @@ class HealthProbeMiddleware:
             started = True
             await send(message)
 
+        token = DRAIN_SCOPE.set(cancel_scope)  # the access log inside tells a drain cut by it
         try:
             with cancel_scope:
                 await self.app(scope, receive, send_wrapper)
         finally:
+            DRAIN_SCOPE.reset(token)
             life.inflight -= 1
             life.scopes.discard(cancel_scope)
         if cancel_scope.cancelled_caught and not started and scope["type"] == "http":

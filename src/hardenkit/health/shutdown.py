@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from .._core.drain import DRAIN_CANCEL_MESSAGE
 from ..errors import ConfigurationError
 
 SignalHandler = Callable[[int, "FrameType | None"], Any]
@@ -69,7 +70,7 @@ class _Lifecycle:
 
 _CancelledError = asyncio.CancelledError
 #: The message of the drain's Task.cancel(); on Python 3.10 it is how a caught CancelledError is told apart.
-_DRAIN_CANCEL = "hardenkit: drain_timeout passed"
+_DRAIN_CANCEL = DRAIN_CANCEL_MESSAGE  # shared: the access log tells a drain cut by it
 
 
 def _current_task() -> asyncio.Task[Any]:

@@ -11,7 +11,8 @@ Secrets and personal data never reach a log line::
 
 Modules: ``engine`` (the redaction rules and the scanner), ``redactor`` (Redactor),
 ``filters`` (RedactingFilter), ``formatting`` (formatters, configure_logging),
-``access`` (AccessLogMiddleware, loaded on first use). Everything but the access
+``urls`` (paths and queries redacted as the app decodes them), ``access``
+(AccessLogMiddleware, loaded on first use). Everything but the access
 log uses the standard library and python-json-logger only, so scripts can import
 it without loading starlette or limits; the access log is pure ASGI.
 """

@@ -6,6 +6,7 @@ Standard library and python-json-logger only.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -13,7 +14,14 @@ from typing import IO, Any
 
 from .._core.context import REQUEST_ID
 from ..errors import ConfigurationError
-from .filters import _OWN_ATTRS, _STANDARD_ATTRS, _ContextFilter, _RedactingContextFilter
+from .filters import (
+    _OWN_ATTRS,
+    _STANDARD_ATTRS,
+    VETTED,
+    Vetted,
+    _ContextFilter,
+    _RedactingContextFilter,
+)
 from .redactor import Redactor, _safe_text
 
 __all__ = ["configure_logging"]
@@ -45,7 +53,7 @@ def _exception_fields(record: logging.LogRecord, text: Any) -> dict[str, Any]:
 
 def _json_formatter_class() -> type[logging.Formatter]:
     from pythonjsonlogger.core import RESERVED_ATTRS
-    from pythonjsonlogger.json import JsonFormatter
+    from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
     reserved = [*RESERVED_ATTRS, "taskName", *_OWN_ATTRS]
 
@@ -55,6 +63,9 @@ def _json_formatter_class() -> type[logging.Formatter]:
 
         def __init__(self) -> None:
             super().__init__(reserved_attrs=reserved, json_ensure_ascii=False)
+            # One encoder for every line: json.dumps(cls=...) would build one per call.
+            self._encode = JsonEncoder(ensure_ascii=False).encode
+            self._vetted_names: dict[frozenset[str], tuple[str, ...]] = {}
 
         def add_fields(
             self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -77,7 +88,24 @@ def _json_formatter_class() -> type[logging.Formatter]:
             # The extras: python-json-logger's merge_record_extra, in one comprehension.
             attrs = record.__dict__
             skip = self._skip_fields
-            log_data.update({key: attrs[key] for key in attrs if key not in skip and key[:1] != "_"})
+            vetted = VETTED.get()
+            if vetted is not None and vetted[0] is record:
+                # An access-log line: its fields are known, only what else is there needs a look.
+                written = self._vetted_names.get(vetted[4])
+                if written is None:
+                    written = self._written_names(vetted)
+                log_data.update(zip(written, map(attrs.get, written), strict=True))
+                others = attrs.keys() - vetted[4]
+                if others:
+                    log_data.update(
+                        {
+                            key: attrs[key]
+                            for key in attrs
+                            if key in others and key not in skip and key[:1] != "_"
+                        }
+                    )
+            else:
+                log_data.update({key: attrs[key] for key in attrs if key not in skip and key[:1] != "_"})
             # An extra named "level" cannot overwrite the real one (re-setting keeps the key order).
             log_data.update(own)
             if exc_text or getattr(record, "hardenkit_exception", None):
@@ -85,12 +113,48 @@ def _json_formatter_class() -> type[logging.Formatter]:
             if stack:
                 log_data["stack"] = stack
 
+        def _written_names(self, vetted: Vetted) -> tuple[str, ...]:
+            skip = self._skip_fields
+            written = tuple(key for key in vetted[3] if key not in skip and key[:1] != "_")
+            if len(self._vetted_names) >= 64:  # a producer has a handful of field sets; bound it anyway
+                self._vetted_names.clear()
+            self._vetted_names[vetted[4]] = written
+            return written
+
+        def jsonify_log_record(self, log_data: Any) -> str:
+            line: str = self._encode(log_data)
+            return line if line.isascii() else line.translate(_JSON_RAW_BREAKS)
+
     return HardenkitJsonFormatter
 
 
+# Every character that can end a line, move the cursor or drive a terminal: C0 and C1
+# controls (ESC, VT, FF, NEL...), DEL, the Unicode line and paragraph separators, the
+# bidirectional overrides and isolates (text that reads differently from what it is) and
+# lone surrogates (which the stream cannot encode).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
 def _one_line(text: str) -> str:
-    # Keeps an attacker's CR/LF in a message from starting a fake log line.
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """``text`` with every control character escaped: one line, and nothing a terminal obeys."""
+    if text.isprintable():  # the common case; False for every character _CONTROL matches
+        return text
+    return _CONTROL.sub(_escape, text)
+
+
+# JSON escapes C0 controls itself; these it writes raw (ensure_ascii=False), and line-based
+# readers (str.splitlines, some log shippers) take them for line ends.
+_JSON_RAW_BREAKS = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), 0x2028, 0x2029)}
 
 
 class _TextFormatter(logging.Formatter):
@@ -99,13 +163,13 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = _one_line(record.getMessage())
         rid = getattr(record, "request_id", None) or REQUEST_ID.get()
-        parts = [_rfc3339(record.created), f"{record.levelname:<7}", record.name]
+        parts = [_rfc3339(record.created), _one_line(f"{record.levelname:<7}"), _one_line(record.name)]
         if rid:
             parts.append(f"[{_one_line(str(rid))}]")
         parts.append(message)
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and key not in _OWN_ATTRS:
-                shown = value if isinstance(value, (int, float)) else _one_line(_safe_text(value))
+                shown = value if type(value) in (int, float, bool) else _one_line(_safe_text(value))
                 parts.append(f"{_one_line(key)}={shown}")
         line = " ".join(parts)
         exc_text = record.exc_text
@@ -113,10 +177,14 @@ class _TextFormatter(logging.Formatter):
             exc_text = self.formatException(record.exc_info)
         if exc_text:
             # Continuation lines are indented: no traceback line can pass for a log line.
-            line += "\n    " + "\n    ".join(exc_text.replace("\r", "\\r").splitlines())
+            line += _indented(exc_text)
         if record.stack_info:
-            line += "\n    " + "\n    ".join(record.stack_info.replace("\r", "\\r").splitlines())
+            line += _indented(record.stack_info)
         return line
+
+
+def _indented(text: str) -> str:
+    return "".join(f"\n    {_one_line(part)}" for part in text.splitlines())
 
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")

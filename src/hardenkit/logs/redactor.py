@@ -6,21 +6,18 @@ starlette or limits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import UserList, defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from contextvars import ContextVar
+from enum import Enum, EnumMeta
 from typing import Any
 
 from ..errors import ConfigurationError
 from .engine import Engine, Mode, RedactionEngine
-from .rules import PLACEHOLDER_ERROR
+from .rules import _MARK, PLACEHOLDER_ERROR
 
-__all__ = ["PRE_REDACTED", "Redactor"]
-
-#: Set by a hardenkit producer (the access log) while it logs a record whose text it has
-#: already redacted with this Redactor; filters whose redactor it covers skip the rescan.
-PRE_REDACTED: ContextVar[Redactor | None] = ContextVar("hardenkit.pre_redacted", default=None)
+__all__ = ["Redactor"]
 
 _CYCLE = "[REDACTED:cycle]"
 _TOO_DEEP = "[REDACTED:depth]"
@@ -114,8 +111,12 @@ class Redactor:
         """A redacted copy of ``obj`` (dicts, lists, tuples, sets and other values).
 
         The input is never mutated. Values under a secret key (``password``,
-        ``token``...) are hidden whatever they look like; cycles and nesting
-        deeper than ``max_depth`` are replaced by markers; other objects are
+        ``token``...) are hidden whatever they look like, and so is the value of
+        a ``(name, value)`` pair whose name is a secret key (header lists such as
+        ``[("x-api-key", v)]``); cycles and nesting deeper than ``max_depth`` are
+        replaced by markers. Objects are judged in the form a JSON log writes
+        them: a dataclass instance becomes a dict of its fields (``repr=False``
+        ones included), an Enum member its ``value``. Other objects are
         redacted through ``str()`` when their text holds a secret.
         """
         try:
@@ -170,9 +171,16 @@ class Redactor:
             except Exception:
                 return items
         if isinstance(obj, (list, tuple, set, frozenset, deque, UserList, AbstractSet)):
+            if isinstance(obj, tuple) and self._secret_pair(obj):
+                return self._hide_pair(obj, depth, path)
             path.add(marker)
             try:
-                values = [self._obj(value, depth + 1, path) for value in obj]
+                values = [
+                    self._hide_pair(value, depth + 1, path)
+                    if isinstance(value, list) and self._secret_pair(value)
+                    else self._obj(value, depth + 1, path)
+                    for value in obj
+                ]
             finally:
                 path.discard(marker)
             kind: Any = type(obj)
@@ -188,6 +196,30 @@ class Redactor:
                 if isinstance(obj, AbstractSet):
                     return frozenset(values) if isinstance(obj, frozenset) else set(values)
                 return values if isinstance(obj, (list, deque, UserList)) else tuple(values)
+        # A JSON log (python-json-logger's encoder) writes these in another form than str():
+        # judge them in the form that is written, or a repr=False field or an Enum's value
+        # reaches the line unseen.
+        if isinstance(obj, Enum):
+            value = obj.value
+            path.add(marker)
+            try:
+                redacted_value = self._obj(value, depth + 1, path)
+            finally:
+                path.discard(marker)
+            if redacted_value is value and self._text_is_clean(obj):
+                return obj
+            return redacted_value
+        if isinstance(obj, EnumMeta):
+            members: list[Enum] = list(obj)
+            return self._obj([member.value for member in members], depth + 1, path)
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            path.add(marker)
+            try:
+                # Field by field rather than dataclasses.asdict(), which deep-copies every value.
+                fields = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
+                return self._obj(fields, depth + 1, path)
+            finally:
+                path.discard(marker)
         # Any other object: look at its text, the form a log line would show. An object
         # whose text cannot be read is replaced, not passed through.
         try:
@@ -196,6 +228,45 @@ class Redactor:
             return PLACEHOLDER_ERROR
         redacted = self._engine.redact(text)
         return obj if redacted == text else redacted
+
+    def _text_is_clean(self, obj: Any) -> bool:
+        try:
+            text = str(obj)
+        except Exception:
+            return False
+        return self._engine.redact(text) == text
+
+    def _secret_pair(self, pair: tuple[Any, ...] | list[Any]) -> bool:
+        """A ``(name, value)`` pair whose name is a secret key: a header list's entry."""
+        if len(pair) != 2:
+            return False
+        name = pair[0]
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        # Header names are short; a long string is a message, not a name (and the key cache stays
+        # small). A name that is already a redaction marker names nothing: redacting twice must
+        # give what redacting once gave.
+        return (
+            isinstance(name, str)
+            and len(name) <= 128
+            and not name.startswith(_MARK)
+            and self._engine.secret_key(name)
+        )
+
+    def _hide_pair(self, pair: tuple[Any, ...] | list[Any], depth: int, path: set[int]) -> Any:
+        name, value = pair
+        empty = value is None or (type(value) in (str, bytes) and not value)
+        hidden = value if empty else self._secret_value(value)
+        name = self._obj(name, depth + 1, path)
+        if isinstance(pair, list):
+            return [name, hidden]
+        if type(pair) is tuple:
+            return (name, hidden)
+        factory: Any = type(pair)
+        try:
+            return factory(name, hidden)  # a namedtuple
+        except Exception:
+            return (name, hidden)
 
 
 def _safe_text(value: Any) -> str:
