@@ -480,20 +480,20 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     ("headers", "hardenkit.headers:HeaderContractMiddleware", {}),
     ("access_log", "hardenkit.logs:AccessLogMiddleware", {}),
     ("ratelimit", "hardenkit.ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
-    # Starlette's own; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
-    (
-        "body_limit",
-        "starlette.middleware.body_limit:RequestBodyLimitMiddleware",
-        {"max_body_size": 1_048_576},
-    ),
+    # Starlette's own RequestBodyLimitMiddleware (starlette 1.x), or hardenkit's equivalent on
+    # older releases; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
+    ("body_limit", "hardenkit._core.body_limit:body_limit_class()", {"max_body_size": 1_048_576}),
 ]
 
 
 def _load(target: str) -> type[Any]:
+    """The class a ``"module:Class"`` target names; ``"module:function()"`` names the class it returns."""
     import importlib
 
     module_name, _, attr = target.partition(":")
-    cls: type[Any] = getattr(importlib.import_module(module_name), attr)
+    call = attr.endswith("()")
+    found = getattr(importlib.import_module(module_name), attr.removesuffix("()"))
+    cls: type[Any] = found() if call else found
     return cls
 
 
