@@ -95,7 +95,9 @@ def test_harden_uses_starlettes_middleware_when_present_and_ours_otherwise(
 
 
 def test_the_environment_sets_the_limit() -> None:
-    kit = hk.Kit.from_env({"HARDENKIT_BODY_LIMIT_MAX_BODY_SIZE": "4"}).register(BodyLimitMiddleware, max_body_size=1)
+    kit = hk.Kit.from_env({"HARDENKIT_BODY_LIMIT_MAX_BODY_SIZE": "4"}).register(
+        BodyLimitMiddleware, max_body_size=1
+    )
     # explicit options win over the environment
     assert "max_body_size=1" in kit.describe()
     kit = hk.Kit.from_env({"HARDENKIT_BODY_LIMIT_MAX_BODY_SIZE": "4"}).register(BodyLimitMiddleware)

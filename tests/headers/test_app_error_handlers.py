@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -42,7 +43,11 @@ def test_a_starlette_apps_own_handler_answers_with_the_contract_headers(key: Any
         return JSONResponse({"error": "ours", "why": str(exc)}, status_code=500)
 
     app = starlette_app({key: handler})
-    wrapped = hk.harden(app, env=False) if how == "harden" else hk.Kit().register(hk.HeaderContractMiddleware).wrap(app)
+    wrapped = (
+        hk.harden(app, env=False)
+        if how == "harden"
+        else hk.Kit().register(hk.HeaderContractMiddleware).wrap(app)
+    )
     response = TestClient(wrapped, raise_server_exceptions=False).get("/boom")
     assert response.status_code == 500
     assert response.json() == {"error": "ours", "why": "kaput"}
@@ -55,7 +60,9 @@ def test_a_sync_handler_runs_too_and_the_request_id_is_the_one_sent() -> None:
     def handler(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(f"sorry {request.headers['x-request-id']}", status_code=503)
 
-    client = TestClient(hk.harden(starlette_app({Exception: handler}), env=False), raise_server_exceptions=False)
+    client = TestClient(
+        hk.harden(starlette_app({Exception: handler}), env=False), raise_server_exceptions=False
+    )
     response = client.get("/boom", headers={"X-Request-ID": "abc-123"})
     assert (response.status_code, response.text) == (503, "sorry abc-123")
     assert response.headers["x-request-id"] == "abc-123"
@@ -75,7 +82,9 @@ def test_a_handler_only_for_other_errors_leaves_the_default() -> None:
     async def handler(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("value", status_code=400)
 
-    client = TestClient(hk.harden(starlette_app({KeyError: handler}), env=False), raise_server_exceptions=False)
+    client = TestClient(
+        hk.harden(starlette_app({KeyError: handler}), env=False), raise_server_exceptions=False
+    )
     assert client.get("/boom").headers["content-type"] == "application/problem+json"
 
 
@@ -88,7 +97,9 @@ def test_a_handler_that_fails_falls_back_to_the_problem_json_500(
             raise ValueError("handler broke")
         return None
 
-    client = TestClient(hk.harden(starlette_app({Exception: handler}), env=False), raise_server_exceptions=False)
+    client = TestClient(
+        hk.harden(starlette_app({Exception: handler}), env=False), raise_server_exceptions=False
+    )
     response = client.get("/boom")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -105,8 +116,7 @@ def test_without_a_handler_testclient_still_raises() -> None:
 @pytest.mark.parametrize("when", ["harden_first", "handler_first"])
 @pytest.mark.parametrize("is_async", [True, False])
 def test_fastapi_exception_handler_decorator_wins(when: str, is_async: bool) -> None:
-    fastapi = pytest.importorskip("fastapi")
-    app = fastapi.FastAPI()
+    app = FastAPI()
     if when == "harden_first":
         hk.harden(app, env=False)  # before the handler is registered: looked up per request
 

@@ -16,6 +16,7 @@ from .._version import __version__
 # subcommand -> ("module:function", help). Each function takes the remaining argv
 # (list[str]) and returns an exit status.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("hardenkit.cli.config:main", "print the effective configuration of harden() for an app"),
     "demo": ("hardenkit.cli.demo:main", "serve the demo app hardened by harden() on 127.0.0.1"),
     "lock": ("hardenkit.cli.lock:main", "run a command while holding a file lock"),
     "redact": ("hardenkit.cli.redact:main", "redact secrets and PII from stdin or files"),

@@ -32,7 +32,11 @@ def load_demo_app() -> Any:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hardenkit demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="hardenkit demo",
+        description="Serve the demo app, hardened by harden(), on 127.0.0.1 (needs uvicorn: "
+        "pip install 'hardenkit[demo]').",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument(

@@ -397,7 +397,9 @@ class HeaderContractMiddleware:
                     exc_info=exc,
                     extra={"request_id": rid},
                 )
-                if app_handler is not None and await _answer_with(app_handler, exc, scope, receive, send_wrapper):
+                if app_handler is not None and await _answer_with(
+                    app_handler, exc, scope, receive, send_wrapper
+                ):
                     # The app's own handler answered (once: re-raising would make Starlette's
                     # ServerErrorMiddleware, outside us, call it a second time for nothing).
                     return
