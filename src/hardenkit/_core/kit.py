@@ -33,6 +33,7 @@ from ..errors import ConfigurationError
 from .config import EnvParser
 from .dotenv import read_env_file
 from .lifespan import serve_lifespan
+from .paths import route_path
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -62,6 +63,10 @@ _KNOWN_PLACES: dict[str, str] = {
 }
 
 Hook = Callable[[], Awaitable[None] | None]
+
+#: The Wiring name under which the header contract provides ``serve(app, scope, receive, send)``:
+#: ``app`` run with the contract (request id, latency, security headers) around it.
+CONTRACT = "headers.contract"
 
 
 class Wiring:
@@ -172,6 +177,14 @@ class _KitRoot:
         self.kit = kit  # what `hardenkit config` shows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Paths an outer component answers itself (the probes, outside the header
+            # contract so that nothing delays them) still carry the contract headers:
+            # the contract, when registered, serves them from here.
+            contract = self.wiring.get(CONTRACT)
+            if contract is not None and self.wiring.is_answered(route_path(scope)):
+                await contract(self.app, scope, receive, send)
+                return
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
@@ -554,6 +567,12 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+#: What harden() uses instead for an app it wraps: starlette's RequestBodyLimitMiddleware
+#: raises its 413 inside the app's receive, which only Starlette's own stack turns into an
+#: answer (Quart and Django let it escape); hardenkit's answers a declared length up front.
+_WRAPPED_TARGETS: dict[str, str] = {"body_limit": "hardenkit._core.body_limit:BodyLimitMiddleware"}
+
+
 def _load(target: str) -> type[Any]:
     """The class a ``"module:Class"`` target names; ``"module:function()"`` names the class it returns."""
     import importlib
@@ -581,8 +600,9 @@ def harden(
     them (see :meth:`Kit.from_env`); keyword options win. Returns what
     ``install`` or ``wrap`` returns.
     """
-    kit = harden_kit(env=env, env_file=env_file, **overrides)
-    if hasattr(app, "add_middleware") and hasattr(app, "user_middleware"):
+    installable = hasattr(app, "add_middleware") and hasattr(app, "user_middleware")
+    kit = harden_kit(env=env, env_file=env_file, starlette=installable, **overrides)
+    if installable:
         return kit.install(app)
     return kit.wrap(app)
 
@@ -591,9 +611,14 @@ def harden_kit(
     *,
     env: bool = True,
     env_file: str | os.PathLike[str] | None = None,
+    starlette: bool = True,
     **overrides: Mapping[str, Any] | bool | None,
 ) -> Kit:
-    """The Kit that :func:`harden` installs, not yet installed (``hardenkit config`` shows it)."""
+    """The Kit that :func:`harden` installs, not yet installed (``hardenkit config`` shows it).
+
+    ``starlette=False``: for an app that is wrapped (Litestar, Quart, Django...), where
+    layers written for Starlette's own stack give way to their framework-neutral twins.
+    """
     known = {name for name, _, _ in DEFAULT_SET}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -616,5 +641,7 @@ def harden_kit(
             raise ConfigurationError(
                 f"harden(): {name}= takes a dict of options, True, or False, got {override!r}"
             )
+        if not starlette:
+            target = _WRAPPED_TARGETS.get(name, target)
         kit.register(_load(target), **{**defaults, **override})
     return kit

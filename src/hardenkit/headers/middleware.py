@@ -19,7 +19,7 @@ from .._core.config import (
     env_str,
 )
 from .._core.context import REQUEST_ID
-from .._core.kit import Wiring
+from .._core.kit import CONTRACT, Wiring
 from .._core.paths import route_path
 from ..errors import ConfigurationError
 from .docs import DOCS_HEADERS, check_docs_paths, env_docs_paths, find_docs_app, served_docs_paths
@@ -232,6 +232,8 @@ class HeaderContractMiddleware:
                 for name in override_app_headers
             )
         self._own = frozenset(filter(None, [self._rid_name, self._latency_name]))
+        if kit is not None:
+            kit.provide(CONTRACT, self.serve)
 
     # -- kit ------------------------------------------------------------------------
     @classmethod
@@ -334,6 +336,14 @@ class HeaderContractMiddleware:
         return rid, count > 0
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(self.app, scope, receive, send)
+
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run ``app`` for one HTTP request with the contract around it.
+
+        The kit's root calls this for the paths an outer component answers (the probes),
+        so that their answers carry the same request id, latency and security headers.
+        """
         start = perf_counter()
         rid, invalid = self._take_id(scope)
         rid_bytes = rid.encode("latin-1")
@@ -379,7 +389,7 @@ class HeaderContractMiddleware:
                 await self._reject_invalid(scope, receive, send_wrapper)
                 return
             try:
-                await self.app(scope, receive, send_wrapper)
+                await app(scope, receive, send_wrapper)
             except Exception as exc:
                 if started:
                     logger.error(
