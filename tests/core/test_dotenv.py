@@ -167,3 +167,17 @@ def test_unreadable_and_oversized_files_are_errors(tmp_path: Path) -> None:
     latin.write_bytes(b"HARDENKIT_A=caf\xe9\n")
     with pytest.raises(hk.ConfigurationError, match="not UTF-8"):
         read_env_file(latin)
+
+
+def test_harden_defaults_yield_to_variables_and_code_wins_over_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # harden()'s own "100/minute" is a default: a variable (or the file) replaces it.
+    path = write(tmp_path, "HARDENKIT_RATELIMIT_DEFAULT=2/minute\n")
+    client = TestClient(hk.harden(make_app(), env=False, env_file=path))
+    assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
+    monkeypatch.setenv("HARDENKIT_RATELIMIT_DEFAULT", "1/minute")
+    client = TestClient(hk.harden(make_app(), env_file=path))
+    assert [client.get("/").status_code for _ in range(2)] == [200, 429]
+    client = TestClient(hk.harden(make_app(), env_file=path, ratelimit={"default": "3/minute"}))
+    assert [client.get("/").status_code for _ in range(4)] == [200, 200, 200, 429]

@@ -201,6 +201,8 @@ class _Entry:
     place: str
     seq: int
     env_applied: dict[str, str] = field(default_factory=dict)
+    # harden()'s own defaults: under the environment, over the class's defaults.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -378,7 +380,7 @@ class Kit:
         resolved: list[tuple[_Entry, dict[str, Any]]] = []
         for entry in self._ordered():
             from_env = self._env_options(entry)
-            options = {**from_env, **entry.options}
+            options = {**entry.defaults, **from_env, **entry.options}
             if any(name not in entry.options for name in from_env):
                 _check_env_options(entry, options, from_env)
             resolved.append((entry, options))
@@ -464,7 +466,7 @@ class Kit:
         """The final stack, outermost first, one line per layer."""
         lines = ["hardenkit stack (outermost first):", "  kit root (lifespan hooks)"]
         for entry in self._ordered():
-            options = {**self._env_options(entry), **entry.options}
+            options = {**entry.defaults, **self._env_options(entry), **entry.options}
             shown = ", ".join(f"{key}={_short_repr(value)}" for key, value in options.items())
             label = entry.place if entry.place in SLOTS else f"{entry.place}"
             lines.append(f"  {label:<18} {_short(entry.cls)}({shown})")
@@ -484,6 +486,7 @@ class Kit:
             shown: dict[str, tuple[Any, str]] = {
                 name: (default, "default") for name, default in _defaults(entry.cls).items()
             }
+            shown.update({name: (value, "harden() default") for name, value in entry.defaults.items()})
             prefix = f"HARDENKIT_{getattr(entry.cls, 'hardenkit_env_name', '')}_"
             for name, value in from_env.items():
                 variable = f"{prefix}{name.upper()}"
@@ -643,5 +646,8 @@ def harden_kit(
             )
         if not starlette:
             target = _WRAPPED_TARGETS.get(name, target)
-        kit.register(_load(target), **{**defaults, **override})
+        cls = _load(target)
+        kit.register(cls, **override)
+        # harden()'s defaults yield to HARDENKIT_* variables (HARDENKIT_RATELIMIT_DEFAULT works).
+        kit._entries[cls].defaults = dict(defaults)
     return kit
