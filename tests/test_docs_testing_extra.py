@@ -40,7 +40,7 @@ def _requirements(distribution: str, extra: str | None = None) -> set[str]:
         declared = metadata.requires(distribution) or []
     except metadata.PackageNotFoundError:
         return set()
-    found = set()
+    found: set[str] = set()
     for requirement in declared:
         marker = requirement.partition(";")[2]
         in_extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
@@ -75,7 +75,7 @@ def _distributions(module: str) -> set[str]:
 
 
 def _imports(code: str) -> set[str]:
-    modules = set()
+    modules: set[str] = set()
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
