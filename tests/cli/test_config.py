@@ -167,3 +167,23 @@ def test_help_is_usage_and_the_console_script_runs_it(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0 and result.stdout.startswith("usage: hardenkit config")
+
+
+def test_a_wrapped_app_shows_its_kit_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = """
+import hardenkit as hk
+
+async def raw(scope, receive, send):
+    pass
+
+app = hk.harden(raw, env=False, access_log=False, ratelimit={"default": "9/hour"})
+"""
+    name = app_module(tmp_path, body)
+    status, out, _ = run([f"{name}:app"], capsys, monkeypatch, tmp_path)
+    assert status == 0 and f"the kit installed on {name}:app" in out
+    assert "AccessLogMiddleware" not in out
+    assert "default = '9/hour'    [explicit]" in out
+    assert "BodyLimitMiddleware" in out  # hardenkit's own for a wrapped app
+    assert "max_body_size = 1048576    [harden() default]" in out
