@@ -105,3 +105,40 @@ def test_the_environment_sets_the_limit() -> None:
     client = TestClient(kit.install(app))
     assert client.post("/upload", content=b"x" * 5).status_code == 413
     assert client.post("/upload", content=b"x" * 4).text == "4"
+
+
+@pytest.mark.anyio
+async def test_an_unparsable_content_length_is_counted_as_the_body_arrives() -> None:
+    sent: list[dict[str, object]] = []
+    chunks = [
+        {"type": "http.request", "body": b"x" * 8, "more_body": True},
+        {"type": "http.request", "body": b"x" * 8, "more_body": False},
+    ]
+
+    async def receive() -> dict[str, object]:
+        return chunks.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        while True:
+            message = await receive()  # type: ignore[operator]
+            if not message.get("more_body"):
+                break
+
+    middleware = BodyLimitMiddleware(app, max_body_size=10)
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"lots")]}
+    await middleware(scope, receive, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 413
+
+
+@pytest.mark.anyio
+async def test_non_http_scopes_pass_through() -> None:
+    seen: list[str] = []
+
+    async def app(scope: dict[str, str], receive: object, send: object) -> None:
+        seen.append(scope["type"])
+
+    await BodyLimitMiddleware(app, max_body_size=1)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
