@@ -66,7 +66,19 @@ def _closure(*roots: str) -> frozenset[str]:
 
 @cache
 def _packages() -> dict[str, list[str]]:
-    return dict(metadata.packages_distributions())
+    """Top-level module -> distributions, from each distribution's files (Python 3.10's
+    ``packages_distributions`` reads only ``top_level.txt``, which modern wheels omit)."""
+    found: dict[str, list[str]] = {}
+    for distribution in metadata.distributions():
+        name = distribution.metadata["Name"]
+        tops = {
+            file.parts[0] if len(file.parts) > 1 else file.stem
+            for file in distribution.files or ()
+            if file.suffix == ".py" and not file.parts[0].startswith("..")
+        }
+        for top in tops:
+            found.setdefault(top, []).append(name)
+    return found
 
 
 def _distributions(module: str) -> set[str]:
