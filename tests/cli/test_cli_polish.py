@@ -68,7 +68,7 @@ def test_hash_mode_without_a_key_warns_that_the_key_is_per_process() -> None:
     assert result.returncode == 0
     assert "a@example.com" not in result.stdout
     assert "warning" in result.stderr and "HARDENKIT_REDACT_KEY" in result.stderr
-    assert "process" in result.stderr
+    assert "per process" in result.stderr
 
 
 def test_hash_mode_with_a_key_is_quiet_and_stable() -> None:

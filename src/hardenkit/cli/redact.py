@@ -73,8 +73,8 @@ def main(argv: list[str]) -> int:
         return 2
     if args.mode == "hash" and not os.environ.get("HARDENKIT_REDACT_KEY"):
         print(
-            "hardenkit redact: warning: --mode hash without HARDENKIT_REDACT_KEY uses a random key for this "
-            "process only; the same value hashes differently in another run. Set HARDENKIT_REDACT_KEY "
+            "hardenkit redact: warning: --mode hash without HARDENKIT_REDACT_KEY: the key is per process "
+            "(random), so the same value hashes differently in another run. Set HARDENKIT_REDACT_KEY "
             "to correlate tokens across runs.",
             file=sys.stderr,
         )
