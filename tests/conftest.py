@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -14,6 +16,36 @@ from support import RedisServer, redis_binary
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+def _give_old_testclients_the_client_option() -> None:
+    """starlette < 0.45's TestClient has no ``client=`` (the lowest-versions run uses 0.40).
+
+    The option only sets ``scope["client"]``, so on those releases the app is wrapped in a
+    layer that does the same; the tests then read alike on every supported starlette.
+    """
+    from starlette.testclient import TestClient
+
+    if "client" in inspect.signature(TestClient.__init__).parameters:
+        return
+    original = TestClient.__init__
+
+    def __init__(self: TestClient, app: Any, *args: Any, client: Any = None, **kwargs: Any) -> None:
+        if client is not None:
+            inner = app
+
+            async def app(scope: Any, receive: Any, send: Any) -> None:
+                if scope["type"] in ("http", "websocket"):
+                    scope["client"] = tuple(client)
+                await inner(scope, receive, send)
+
+        original(self, app, *args, **kwargs)
+
+    __init__.hardenkit_shim = True  # type: ignore[attr-defined]  # tests/test_docs.py looks for it
+    TestClient.__init__ = __init__  # type: ignore[method-assign]
+
+
+_give_old_testclients_the_client_option()
 
 
 @pytest.fixture

@@ -140,3 +140,24 @@ def test_iter_routes_descends_mounts_and_skips_websockets() -> None:
 def test_without_lifespan() -> None:
     app = hk.harden(build(), env=False)
     assert assert_header_contract(app, path_params={"item_id": "1"}, lifespan=False).violations == []
+
+
+def test_without_an_http_client_the_error_names_the_testing_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['httpx2'] = None\n"
+        "sys.modules['httpx'] = None\n"
+        "from starlette.applications import Starlette\n"
+        "from hardenkit.testing import assert_header_contract\n"
+        "try:\n"
+        "    assert_header_contract(Starlette())\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "pip install 'hardenkit[testing]'" in result.stdout, result.stderr

@@ -8,6 +8,8 @@
 ``assert_header_contract`` calls every route of a Starlette/FastAPI app that it
 can call (mounted sub-apps included, path parameters from ``path_params``), plus
 one path that does not exist, and fails with one message listing every violation.
+It runs on starlette's TestClient: ``pip install "hardenkit[testing]"`` brings the
+HTTP client that needs (httpx2, or httpx before starlette 1.0).
 """
 
 from __future__ import annotations
@@ -81,7 +83,13 @@ def assert_header_contract(
     ``path_params`` are skipped and listed in the returned report (and in the
     failure message). Returns the report when everything holds.
     """
-    from starlette.testclient import TestClient
+    try:
+        from starlette.testclient import TestClient
+    except (ImportError, RuntimeError) as exc:  # starlette raises RuntimeError when no client is installed
+        raise ImportError(
+            "hardenkit.testing needs starlette's TestClient and the HTTP client it runs on "
+            "(httpx2, or httpx before starlette 1.0): pip install 'hardenkit[testing]'"
+        ) from exc
 
     params = dict(path_params or {})
     skip = set(skip_paths)

@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from .config import EnvParser
+from .dotenv import read_env_file
 from .lifespan import serve_lifespan
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["SLOTS", "Kit", "Wiring", "harden"]
+__all__ = ["SLOTS", "Kit", "Wiring", "harden", "harden_kit"]
 
 logger = logging.getLogger("hardenkit.kit")
 
@@ -177,9 +178,10 @@ class _KitRoot:
     (signal handling and draining included) run for every app.
     """
 
-    def __init__(self, app: ASGIApp, *, wiring: Wiring) -> None:
+    def __init__(self, app: ASGIApp, *, wiring: Wiring, kit: Kit | None = None) -> None:
         self.app = app
         self.wiring = wiring
+        self.kit = kit  # what `hardenkit config` shows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -198,6 +200,8 @@ class _Entry:
     place: str
     seq: int
     env_applied: dict[str, str] = field(default_factory=dict)
+    # harden()'s own defaults: under the environment, over the class's defaults.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -258,15 +262,44 @@ class Kit:
         self._seq = 0
         # None: the environment is not read (explicit configuration only).
         self._environ: Mapping[str, str] | None = environ
+        # Variables read from an env file -> "path, line N", for error messages.
+        self._env_where: dict[str, str] = {}
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Kit:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, env_file: str | os.PathLike[str] | None = None
+    ) -> Kit:
         """A kit whose registered components also read ``HARDENKIT_<COMPONENT>_<OPTION>``.
 
         Variables are read when the kit is installed (or described); explicit
-        options given to ``register`` win over them.
+        options given to ``register`` win over them. ``env_file`` (for example
+        ``".env"``) adds the ``HARDENKIT_*`` lines of that file, under the
+        environment: a variable set in both takes the environment's value. A
+        missing file is skipped; a bad line or value is reported with the file
+        and line.
         """
-        return cls(environ=dict(os.environ if environ is None else environ))
+        variables = dict(os.environ if environ is None else environ)
+        where: dict[str, str] = {}
+        if env_file is not None:
+            for name, item in read_env_file(env_file).items():
+                if name not in variables:
+                    variables[name] = item.value
+                    where[name] = item.where
+        kit = cls(environ=variables)
+        kit._env_where = where
+        return kit
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """The ``HARDENKIT_*`` variables this kit reads (environment and env file), with where each
+        came from: ``"environment"`` or ``"<file>, line <n>"``."""
+        if self._environ is None:
+            return {}
+        return {
+            name: self._env_where.get(name, "environment")
+            for name in sorted(self._environ)
+            if name.startswith("HARDENKIT_")
+        }
 
     # -- registration ---------------------------------------------------------------
     def register(self, middleware_class: type[Any], *args: Any, **options: Any) -> Kit:
@@ -346,7 +379,7 @@ class Kit:
         resolved: list[tuple[_Entry, dict[str, Any]]] = []
         for entry in self._ordered():
             from_env = self._env_options(entry)
-            options = {**from_env, **entry.options}
+            options = {**entry.defaults, **from_env, **entry.options}
             if any(name not in entry.options for name in from_env):
                 _check_env_options(entry, options, from_env)
             resolved.append((entry, options))
@@ -384,16 +417,18 @@ class Kit:
             if not variable.startswith(prefix):
                 continue
             option = by_env.get(variable)
+            where = self._env_where.get(variable)
+            at = f"{where}: " if where else ""
             if option is None:
                 known = ", ".join(sorted(by_env)) or "none"
                 raise ConfigurationError(
-                    f"{variable}: {_short(entry.cls)} has no option of that name; known variables: {known}"
+                    f"{at}{variable}: {_short(entry.cls)} has no option of that name; known variables: {known}"
                 )
             try:
                 values[option] = table[option](text)
             except (ValueError, TypeError) as exc:
-                raise ConfigurationError(f"{variable}={text!r}: {exc}") from None
-            entry.env_applied[option] = f"{variable}={text!r}"
+                raise ConfigurationError(f"{at}{variable}={text!r}: {exc}") from None
+            entry.env_applied[option] = f"{variable}={text!r}" + (f" ({where})" if where else "")
         return values
 
     # -- installation ---------------------------------------------------------------
@@ -412,7 +447,7 @@ class Kit:
         # add_middleware inserts at the front, so add innermost first.
         for cls, args, options in reversed(final):
             app.add_middleware(cls, *args, **options)
-        app.add_middleware(_KitRoot, wiring=wiring)
+        app.add_middleware(_KitRoot, wiring=wiring, kit=self)
         return app
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
@@ -423,19 +458,42 @@ class Kit:
         wrapped = app
         for cls, args, options in reversed(final):
             wrapped = cls(wrapped, *args, **options)
-        return _KitRoot(wrapped, wiring=wiring)
+        return _KitRoot(wrapped, wiring=wiring, kit=self)
 
     # -- introspection --------------------------------------------------------------
     def describe(self) -> str:
         """The final stack, outermost first, one line per layer."""
         lines = ["hardenkit stack (outermost first):", "  kit root (lifespan hooks)"]
         for entry in self._ordered():
-            options = {**self._env_options(entry), **entry.options}
+            options = {**entry.defaults, **self._env_options(entry), **entry.options}
             shown = ", ".join(f"{key}={_short_repr(value)}" for key, value in options.items())
             label = entry.place if entry.place in SLOTS else f"{entry.place}"
             lines.append(f"  {label:<18} {_short(entry.cls)}({shown})")
         lines.append("  app")
         return "\n".join(lines)
+
+    def effective_options(self) -> list[tuple[str, str, dict[str, tuple[Any, str]]]]:
+        """Per layer, outermost first: (place, class name, {option: (value, source)}).
+
+        ``source`` is ``"default"`` (the class's own default), ``"explicit"`` (given
+        to ``register``) or the variable that set it (``"HARDENKIT_X (environment)"``,
+        ``"HARDENKIT_X (.env, line 3)"``). Values are shown as given: redact before printing.
+        """
+        layers: list[tuple[str, str, dict[str, tuple[Any, str]]]] = []
+        for entry in self._ordered():
+            from_env = self._env_options(entry)
+            shown: dict[str, tuple[Any, str]] = {
+                name: (default, "default") for name, default in _defaults(entry.cls).items()
+            }
+            shown.update({name: (value, "harden() default") for name, value in entry.defaults.items()})
+            prefix = f"HARDENKIT_{getattr(entry.cls, 'hardenkit_env_name', '')}_"
+            for name, value in from_env.items():
+                variable = f"{prefix}{name.upper()}"
+                shown[name] = (value, f"{variable} ({self._env_where.get(variable, 'environment')})")
+            for name, value in entry.options.items():
+                shown[name] = (value, "explicit")
+            layers.append((entry.place, _short(entry.cls), shown))
+        return layers
 
     def __repr__(self) -> str:
         layers = " > ".join(_short(entry.cls) for entry in self._ordered())
@@ -472,6 +530,19 @@ def _takes_option(cls: type[Any], name: str) -> bool:
     return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
+def _defaults(cls: type[Any]) -> dict[str, Any]:
+    """The keyword options ``cls(app, ...)`` declares with a default (``kit`` left out)."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {
+        name: parameter.default
+        for name, parameter in list(parameters.items())[1:]
+        if parameter.default is not inspect.Parameter.empty and name != "kit"
+    }
+
+
 def _is_component(cls: type[Any]) -> bool:
     return hasattr(cls, "hardenkit_slot")
 
@@ -496,12 +567,9 @@ DEFAULT_SET: list[tuple[str, str, dict[str, Any]]] = [
     # 30 s to start answering, 30 s for the body: a slow dependency or client cannot hold a worker.
     ("timeout", "hardenkit.timeouts:TimeoutMiddleware", {}),
     ("ratelimit", "hardenkit.ratelimit:RateLimitMiddleware", {"default": "100/minute"}),
-    # Starlette's own; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
-    (
-        "body_limit",
-        "starlette.middleware.body_limit:RequestBodyLimitMiddleware",
-        {"max_body_size": 1_048_576},
-    ),
+    # Starlette's own RequestBodyLimitMiddleware (starlette 1.x), or hardenkit's equivalent on
+    # older releases; 1 MiB, nginx's default client_max_body_size. Raise it for uploads.
+    ("body_limit", "hardenkit._core.body_limit:body_limit_class()", {"max_body_size": 1_048_576}),
 ]
 
 
@@ -516,21 +584,57 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+#: What harden() uses instead for an app it wraps: starlette's RequestBodyLimitMiddleware
+#: raises its 413 inside the app's receive, which only Starlette's own stack turns into an
+#: answer (Quart and Django let it escape); hardenkit's answers a declared length up front.
+_WRAPPED_TARGETS: dict[str, str] = {"body_limit": "hardenkit._core.body_limit:BodyLimitMiddleware"}
+
+
 def _load(target: str) -> type[Any]:
+    """The class a ``"module:Class"`` target names; ``"module:function()"`` names the class it returns."""
     import importlib
 
     module_name, _, attr = target.partition(":")
-    cls: type[Any] = getattr(importlib.import_module(module_name), attr)
+    call = attr.endswith("()")
+    found = getattr(importlib.import_module(module_name), attr.removesuffix("()"))
+    cls: type[Any] = found() if call else found
     return cls
 
 
-def harden(app: Any, *, env: bool = True, **overrides: Mapping[str, Any] | bool | None) -> Any:
+def harden(
+    app: Any,
+    *,
+    env: bool = True,
+    env_file: str | os.PathLike[str] | None = None,
+    **overrides: Mapping[str, Any] | bool | None,
+) -> Any:
     """Install hardenkit's recommended set on a Starlette/FastAPI app (or wrap any ASGI app).
 
     Each component can be tuned or left out by keyword: ``harden(app,
     headers={"security_headers": "web"})``; ``False`` or ``None`` leaves it out.
     With ``env=True`` (the default) ``HARDENKIT_<COMPONENT>_<OPTION>`` variables
-    are read too; keyword options win. Returns what ``install`` or ``wrap`` returns.
+    are read too; ``env_file=".env"`` adds that file's ``HARDENKIT_*`` lines under
+    them (see :meth:`Kit.from_env`); keyword options win. Returns what
+    ``install`` or ``wrap`` returns.
+    """
+    installable = hasattr(app, "add_middleware") and hasattr(app, "user_middleware")
+    kit = harden_kit(env=env, env_file=env_file, starlette=installable, **overrides)
+    if installable:
+        return kit.install(app)
+    return kit.wrap(app)
+
+
+def harden_kit(
+    *,
+    env: bool = True,
+    env_file: str | os.PathLike[str] | None = None,
+    starlette: bool = True,
+    **overrides: Mapping[str, Any] | bool | None,
+) -> Kit:
+    """The Kit that :func:`harden` installs, not yet installed (``hardenkit config`` shows it).
+
+    ``starlette=False``: for an app that is wrapped (Litestar, Quart, Django...), where
+    layers written for Starlette's own stack give way to their framework-neutral twins.
     """
     known = {name for name, _, _ in DEFAULT_SET}
     unknown = sorted(set(overrides) - known)
@@ -538,7 +642,12 @@ def harden(app: Any, *, env: bool = True, **overrides: Mapping[str, Any] | bool 
         raise ConfigurationError(
             f"harden(): unknown component(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    kit = Kit.from_env() if env else Kit()
+    if env:
+        kit = Kit.from_env(env_file=env_file)
+    elif env_file is not None:
+        kit = Kit.from_env({}, env_file=env_file)  # the file only, not the process environment
+    else:
+        kit = Kit()
     for name, target, defaults in DEFAULT_SET:
         override = overrides.get(name, True)
         if override is False or override is None:
@@ -556,7 +665,10 @@ def harden(app: Any, *, env: bool = True, **overrides: Mapping[str, Any] | bool 
             raise ConfigurationError(
                 f"harden(): {name}= takes a dict of options, True, or False, got {override!r}"
             )
-        kit.register(_load(target), **{**defaults, **override})
-    if hasattr(app, "add_middleware") and hasattr(app, "user_middleware"):
-        return kit.install(app)
-    return kit.wrap(app)
+        if not starlette:
+            target = _WRAPPED_TARGETS.get(name, target)
+        cls = _load(target)
+        kit.register(cls, **override)
+        # harden()'s defaults yield to HARDENKIT_* variables (HARDENKIT_RATELIMIT_DEFAULT works).
+        kit._entries[cls].defaults = dict(defaults)
+    return kit

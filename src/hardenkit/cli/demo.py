@@ -32,7 +32,11 @@ def load_demo_app() -> Any:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hardenkit demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="hardenkit demo",
+        description="Serve the demo app, hardened by harden(), on 127.0.0.1 (needs uvicorn: "
+        "pip install 'hardenkit[demo]').",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument(
@@ -61,5 +65,10 @@ def main(argv: list[str]) -> int:
     print(f"  curl -i {url}/readyz          # health probe")
     print(f"  for i in $(seq 120); do curl -s -o /dev/null -w '%{{http_code}} ' {url}/; done   # 429s")
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    except KeyboardInterrupt:
+        # Older uvicorn releases (0.30) re-raise Ctrl+C once they have shut down gracefully:
+        # for the demo that is the normal way out, not an error.
+        pass
     return 0

@@ -12,6 +12,7 @@ from .._version import __version__
 # subcommand -> ("module:function", help). Each function takes the remaining argv
 # (list[str]) and returns an exit status.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("hardenkit.cli.config:main", "print the effective configuration of harden() for an app"),
     "auth": ("hardenkit.cli.auth:main", "print the permission matrix (route x method x roles) of an app"),
     "check": (
         "hardenkit.cli.check:main",

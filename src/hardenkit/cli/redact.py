@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import io
 import json as _json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import IO
 
+from .._core.config import env_list
 from ..errors import ConfigurationError
 from ..logs import Redactor
 
@@ -45,14 +47,37 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="files to read ('-' is stdin)")
     parser.add_argument("--mode", choices=("mask", "hash", "partial"), default="mask")
-    parser.add_argument("--enable", action="append", default=[], metavar="CATEGORY", help="e.g. ip")
-    parser.add_argument("--disable", action="append", default=[], metavar="CATEGORY")
+    parser.add_argument(
+        "--enable",
+        action="append",
+        default=[],
+        type=env_list,
+        metavar="CATEGORY[,CATEGORY...]",
+        help="categories to add, repeated or comma-separated as in the environment (e.g. ip,email)",
+    )
+    parser.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        type=env_list,
+        metavar="CATEGORY[,CATEGORY...]",
+        help="categories to leave out, repeated or comma-separated",
+    )
     args = parser.parse_args(argv)
+    enable = [name for names in args.enable for name in names]
+    disable = [name for names in args.disable for name in names]
     try:
-        redactor = Redactor(mode=args.mode, enable=args.enable, disable=args.disable)
+        redactor = Redactor(mode=args.mode, enable=enable, disable=disable)
     except ConfigurationError as exc:
         print(f"hardenkit redact: {exc}", file=sys.stderr)
         return 2
+    if args.mode == "hash" and not os.environ.get("HARDENKIT_REDACT_KEY"):
+        print(
+            "hardenkit redact: warning: --mode hash without HARDENKIT_REDACT_KEY: the key is per process "
+            "(random), so the same value hashes differently in another run. Set HARDENKIT_REDACT_KEY "
+            "to correlate tokens across runs.",
+            file=sys.stderr,
+        )
     names = args.files or ["-"]
     # Bytes that are not UTF-8 pass through unchanged (surrogateescape both ways); when
     # reading stdin (``tail -f app.log | hardenkit redact``) every line is flushed at once.

@@ -125,7 +125,10 @@ class HeaderContractMiddleware:
     Headers the app sets itself win, except the request id and latency, which are
     the contract's own. An unhandled exception becomes a problem+json 500 carrying
     the headers when nothing was sent yet; it is logged with the request id and
-    re-raised (so Starlette's TestClient still raises it).
+    re-raised (so Starlette's TestClient still raises it). When the app has its
+    own handler for ``Exception``/500 (Starlette ``exception_handlers``, FastAPI
+    ``@app.exception_handler(Exception)``), that handler's response is sent
+    instead, with the contract headers, and the exception is not re-raised.
     """
 
     hardenkit_slot: ClassVar[str] = "headers"
@@ -331,6 +334,10 @@ class HeaderContractMiddleware:
         return rid, count > 0
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(self.app, scope, receive, send)
+
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run ``app`` for one HTTP request with the contract around it."""
         start = perf_counter()
         rid, invalid = self._take_id(scope)
         rid_bytes = rid.encode("latin-1")
@@ -368,13 +375,15 @@ class HeaderContractMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        # Read before the call: a mounted sub-app replaces scope["app"] on its way down.
+        app_handler = _app_error_handler(scope.get("app"))
         token = REQUEST_ID.set(rid)
         try:
             if invalid and self._reject:
                 await self._reject_invalid(scope, receive, send_wrapper)
                 return
             try:
-                await self.app(scope, receive, send_wrapper)
+                await app(scope, receive, send_wrapper)
             except Exception as exc:
                 if started:
                     logger.error(
@@ -392,6 +401,12 @@ class HeaderContractMiddleware:
                     exc_info=exc,
                     extra={"request_id": rid},
                 )
+                if app_handler is not None and await _answer_with(
+                    app_handler, exc, scope, receive, send_wrapper
+                ):
+                    # The app's own handler answered (once: re-raising would make Starlette's
+                    # ServerErrorMiddleware, outside us, call it a second time for nothing).
+                    return
                 from .._core.problem import problem_response
 
                 response = problem_response(
@@ -439,6 +454,51 @@ class HeaderContractMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             REQUEST_ID.reset(token)
+
+
+def _app_error_handler(app: object) -> Callable[..., Any] | None:
+    """The handler a Starlette/FastAPI app registered for ``Exception`` or 500, if any.
+
+    Installed with ``Kit.install`` the contract runs inside the app's
+    ServerErrorMiddleware, which calls that handler but sends its answer past
+    us (and only when nothing was sent), so the contract calls it itself. The
+    lookup is starlette's own: the last of the ``500``/``Exception`` keys wins.
+    """
+    handlers = getattr(app, "exception_handlers", None)
+    if not isinstance(handlers, Mapping):
+        return None
+    found: Callable[..., Any] | None = None
+    for key, handler in handlers.items():
+        if key == 500 or key is Exception:
+            found = handler
+    return found
+
+
+async def _answer_with(
+    handler: Callable[..., Any], exc: Exception, scope: Scope, receive: Receive, send: Send
+) -> bool:
+    """Send the app handler's response for ``exc``; False when the handler fails (then ours answers)."""
+    import inspect
+
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+
+    request = Request(scope, receive)
+    try:
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004 - an async callable object
+        ):
+            response = await handler(request, exc)
+        else:
+            response = await run_in_threadpool(handler, request, exc)
+    except Exception:
+        logger.exception("the app's own error handler %r raised; answering with hardenkit's 500", handler)
+        return False
+    if not callable(response):
+        logger.error("the app's own error handler %r returned %r, not a response", handler, response)
+        return False
+    await response(scope, receive, send)
+    return True
 
 
 def _make_validator(spec: Validator | str | re.Pattern[str] | None) -> Validator | None:
