@@ -440,7 +440,8 @@ class LogFileHandler(logging.Handler):
                 self._fd = fd
             opened = os.fstat(self._fd)
             self._ident = (opened.st_dev, opened.st_ino)
-            self._end = self._size = opened.st_size
+            self._size = opened.st_size
+            self._end = -1  # unknown: the first write checks the tail (a writer killed before we opened)
             self._period_end = adopt(self.path, opened, self.policy, now)
         if rotated is not None or self._maint_thread is None:
             self._wake_maintenance()
