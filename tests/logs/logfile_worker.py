@@ -1,13 +1,13 @@
 """A writer process for the LogFileHandler tests (run as a script: real processes, not threads).
 
-    python logfile_worker.py lines PATH ROTATE KEEP PROC THREADS COUNT [COMPRESS]
-        THREADS threads each log COUNT lines {"proc", "t", "i"}, then close the handler.
-    python logfile_worker.py phases PATH CLOCKFILE PROC COUNT
-        daily rotation with a clock read from CLOCKFILE: for each line "go" on stdin, log COUNT lines
-        carrying the clock's day, flush, answer "done"; stop at end of input.
-    python logfile_worker.py flood PATH COUNTERS THREADS QUEUE
-        THREADS threads log as fast as they can (bounded) and record, after each emit, how many lines
-        they emitted in the mmap'ed COUNTERS file (8 bytes per thread): the parent SIGKILLs it.
+python logfile_worker.py lines PATH ROTATE KEEP PROC THREADS COUNT [COMPRESS]
+    THREADS threads each log COUNT lines {"proc", "t", "i"}, then close the handler.
+python logfile_worker.py phases PATH CLOCKFILE PROC COUNT
+    daily rotation with a clock read from CLOCKFILE: for each line "go" on stdin, log COUNT lines
+    carrying the clock's day, flush, answer "done"; stop at end of input.
+python logfile_worker.py flood PATH COUNTERS THREADS QUEUE
+    THREADS threads log as fast as they can (bounded) and record, after each emit, how many lines
+    they emitted in the mmap'ed COUNTERS file (8 bytes per thread): the parent SIGKILLs it.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 )  # fmt: skip
 def test_bad_options_are_refused_with_a_hint(tmp_path: Path, option: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=option):
-        LogFileHandler(tmp_path / "app.log", **{option: value})
+        options: dict[str, Any] = {option: value}
+        LogFileHandler(tmp_path / "app.log", **options)
 
 
 def test_new_files_are_0640_and_the_new_directory_0750_whatever_the_umask(
@@ -141,7 +142,13 @@ def test_keep_by_age_deletes_only_old_files_of_ours(
     handler.close()
     names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     # 2029-11-01 is past 30 days; logrotate's app.log.1 and another log are not ours to delete.
-    assert names == ["app.log", "app.log.1", "app.log.2029-12-20", "app.log.2030-01-01", "other.log.2020-01-01"]
+    assert names == [
+        "app.log",
+        "app.log.1",
+        "app.log.2029-12-20",
+        "app.log.2030-01-01",
+        "other.log.2020-01-01",
+    ]
 
 
 def test_a_file_moved_by_an_external_logrotate_is_reopened(
@@ -206,7 +213,7 @@ def test_the_health_check_passes_while_the_file_is_written(tmp_path: Path) -> No
     handler = LogFileHandler(tmp_path / "app.log")
     check = handler.check()
     assert check.name == "log_file" and check.critical is False
-    assert check.fn() == {"status": "pass", "observedValue": 0, "observedUnit": "dropped lines"}  # type: ignore[call-arg]
+    assert check.fn() == {"status": "pass", "observedValue": 0, "observedUnit": "dropped lines"}
     handler.close()
 
 
@@ -273,7 +280,7 @@ def test_a_full_disk_keeps_the_app_running_warns_once_and_recovers(
     time.sleep(0.3)  # several retries: still one warning
     state = handler.state()
     assert state["error"] is not None and "No space left" in state["error"]
-    check = handler.check().fn()  # type: ignore[call-arg]
+    check = handler.check().fn()
     assert check["status"] == "fail" and "No space left" in check["output"]
     os.unlink(disk / "filler")
     _wait(lambda: handler.state()["writing"] is True)

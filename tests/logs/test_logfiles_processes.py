@@ -62,7 +62,9 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in raw.decode().splitlines()]  # a torn line fails here
 
 
-def _run_lines(tmp_path: Path, procs: int, threads: int, count: int, rotate: str, keep: str, *extra: str) -> Path:
+def _run_lines(
+    tmp_path: Path, procs: int, threads: int, count: int, rotate: str, keep: str, *extra: str
+) -> Path:
     log = tmp_path / "logs" / "app.log"
     args = [str(log), rotate, keep]
     _finish([_spawn("lines", *args, str(p), str(threads), str(count), *extra) for p in range(procs)])
@@ -138,7 +140,11 @@ def test_daily_rotation_with_several_processes_across_two_midnights_one_file_per
                     stream.close()
     assert [p.name for p in _log_files(tmp_path)] == ["app.log", "app.log.2030-01-01", "app.log.2030-01-02"]
     by_file = {p.name: _records(p) for p in _log_files(tmp_path)}
-    for name, day in (("app.log.2030-01-01", "2030-01-01"), ("app.log.2030-01-02", "2030-01-02"), ("app.log", "2030-01-03")):
+    for name, day in (
+        ("app.log.2030-01-01", "2030-01-01"),
+        ("app.log.2030-01-02", "2030-01-02"),
+        ("app.log", "2030-01-03"),
+    ):
         assert {r["day"] for r in by_file[name]} == {day}, name
     everything = Counter((r["proc"], r["phase"], r["i"]) for rs in by_file.values() for r in rs)
     assert len(everything) == 3 * len(moments) * 150 and max(everything.values()) == 1
@@ -155,7 +161,9 @@ def test_sigkill_mid_write_loses_at_most_the_queue_and_never_tears_the_file(tmp_
             assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
             deadline = time.monotonic() + 30
             start = log.stat().st_size if log.exists() else 0
-            while (not log.exists() or log.stat().st_size < start + 2_000_000) and time.monotonic() < deadline:
+            while (
+                not log.exists() or log.stat().st_size < start + 2_000_000
+            ) and time.monotonic() < deadline:
                 time.sleep(0.01)
             os.kill(proc.pid, signal.SIGKILL)
         finally:

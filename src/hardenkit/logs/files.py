@@ -64,7 +64,7 @@ def _report(message: str) -> None:
         if stream is not None:
             stream.write(f"hardenkit.logs: {message}\n")
             stream.flush()
-    except Exception:  # noqa: S110 - a closed stderr must not take the writer thread down
+    except Exception:  # a closed stderr must not take the writer thread down
         pass
 
 
@@ -380,7 +380,7 @@ class LogFileHandler(logging.Handler):
 
     def _append(self, data: bytes, size: int) -> None:
         fd = self._fd
-        assert fd is not None  # noqa: S101 - _write opened it
+        assert fd is not None  # _write opened it
         if size != self._end and size > 0:
             size = self._trim(fd, size)
         view = memoryview(data)
@@ -454,7 +454,9 @@ class LogFileHandler(logging.Handler):
             return
         self._maint_wake.set()
         if self._maint_thread is None:
-            thread = threading.Thread(target=self._maintain, name=f"hardenkit-logfile-gzip:{self.path}", daemon=True)
+            thread = threading.Thread(
+                target=self._maintain, name=f"hardenkit-logfile-gzip:{self.path}", daemon=True
+            )
             self._maint_thread = thread
             thread.start()
 

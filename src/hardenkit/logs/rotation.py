@@ -20,6 +20,7 @@ once compressed. Those names sort in time order, which retention relies on.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import gzip
 import json
 import os
@@ -27,7 +28,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Final, Literal
 
 from ..errors import ConfigurationError, LockTimeout
@@ -100,7 +101,12 @@ def parse_keep(keep: object) -> tuple[int | None, float | None]:
 
 
 def _parts(moment: float, utc: bool) -> datetime:
-    return datetime.utcfromtimestamp(moment) if utc else datetime.fromtimestamp(moment)  # noqa: DTZ004
+    # Naive on purpose: period arithmetic on wall-clock fields, turned back into epochs by _epoch.
+    return (
+        datetime.fromtimestamp(moment, timezone.utc).replace(tzinfo=None)
+        if utc
+        else datetime.fromtimestamp(moment)
+    )
 
 
 def _epoch(naive: datetime, utc: bool) -> float:
@@ -129,7 +135,7 @@ def rotated_end(suffix: str, utc: bool) -> float | None:
     match = _ROTATED_RE.match(suffix)
     if match is None:
         return None
-    day = datetime.strptime(match.group("day"), "%Y-%m-%d")  # noqa: DTZ007 - naive on purpose (_epoch)
+    day = datetime.strptime(match.group("day"), "%Y-%m-%d")  # naive on purpose (see _epoch)
     if match.group("hour") is None:
         return _epoch(day + timedelta(days=1), utc)
     hour = day.replace(hour=int(match.group("hour")))
@@ -232,7 +238,7 @@ def rotate_locked(path: str, policy: Policy, now: float, st: os.stat_result | No
         os.rename(path, target)
         RotationState(0, 0, "", seq).write(state_path)  # the new file's inode is set on open
         return target
-    assert policy.mode is not None  # noqa: S101 - rotate_locked is only called with a rotation mode
+    assert policy.mode is not None  # only called with a rotation mode
     current, _ = period_of(now, policy.mode, policy.utc)
     if st is None:
         return None
@@ -240,7 +246,7 @@ def rotate_locked(path: str, policy: Policy, now: float, st: os.stat_result | No
         # A file this rotation did not create (first start, logrotate's new file): it holds the current period.
         RotationState(st.st_dev, st.st_ino, current, state.seq if state else 0).write(state_path)
         return None
-    assert state is not None  # noqa: S101 - mine implies a state
+    assert state is not None  # mine implies a state
     if state.period >= current:  # done already (or our clock lags the one that rotated): keep writing
         return None
     if st.st_size == 0:  # nothing was written in that period: no empty file for it
@@ -300,10 +306,8 @@ def maintain(path: str, policy: Policy, now: float, file_mode: int) -> None:
         if policy.keep_seconds is not None:
             doomed += [name for name, end in files if end <= now - policy.keep_seconds]
         for name in dict.fromkeys(doomed):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
-            except FileNotFoundError:
-                pass
     finally:
         lock.release()
 
