@@ -530,14 +530,21 @@ def file_handler_from_options(
     compress: bool = False,
     utc: bool = True,
     formatter: logging.Formatter | None = None,
+    redact: bool = False,
 ) -> LogFileHandler:
     """The file destination of ``configure_logging(file=..., rotate=..., keep=..., compress=..., utc=...)``.
 
     Marked as hardenkit's (a later ``configure_logging`` replaces it) and sharing the console's
-    formatter; records reach it already redacted by the console handler's filter, which runs first.
+    formatter; there, records reach it already redacted by the console handler's filter, which runs
+    first. ``redact=True`` gives it a :class:`RedactingFilter` of its own (``harden(log_file=...)``
+    without ``configure_logging``).
     """
     handler = LogFileHandler(file, rotate=rotate, keep=keep, compress=compress, utc=utc)
     if formatter is not None:
         handler.setFormatter(formatter)
+    if redact:
+        from .filters import RedactingFilter
+
+        handler.addFilter(RedactingFilter())
     handler._hardenkit = True  # type: ignore[attr-defined]
     return handler
