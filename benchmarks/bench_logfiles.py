@@ -193,10 +193,13 @@ def main() -> int:
     parser.add_argument("--rotate-mb", type=float, default=1.0)
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", choices=("throughput", "access"), default=None)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    throughput(args)
-    access_log(args)
+    if args.only != "access":
+        throughput(args)
+    if args.only != "throughput":
+        access_log(args)
     return 0
 
 
