@@ -219,3 +219,29 @@ def test_sigkill_bound_lines_lost_are_at_most_queue_size_plus_one_batch(tmp_path
     lost = sum(emitted) - len(records)
     # A thread may be between emit and its counter update when killed: one line each, at most.
     assert -threads <= lost <= queue_size + BATCH_LINES
+
+
+_FORK = """
+import logging, os, sys
+from hardenkit.logs import LogFileHandler
+handler = LogFileHandler(sys.argv[1])
+logger = logging.getLogger("fork"); logger.handlers[:] = [handler]; logger.propagate = False
+logger.warning("parent before fork")
+handler.flush()
+pid = os.fork()  # gunicorn --preload: the writer thread does not survive in the child
+if pid == 0:
+    logger.warning("child")
+    handler.close()
+    os._exit(0)
+os.waitpid(pid, 0)
+logger.warning("parent after fork")
+handler.close()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_writer_and_loses_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    done = subprocess.run([sys.executable, "-c", _FORK, str(log)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["message"] for r in _records(log)) == ["child", "parent after fork", "parent before fork"]
