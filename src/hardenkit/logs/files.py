@@ -200,8 +200,9 @@ class LogFileHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if self._closed:
-            self._drop(1)
+        if self._closed:  # a line logged during or after shutdown: counted, not reported as a full queue
+            with self._drop_lock:
+                self.dropped += 1
             return
         if self._thread is None:
             self._start()
@@ -256,9 +257,12 @@ class LogFileHandler(logging.Handler):
                 self._stopping.set()
             try:
                 self._queue.put(_STOP, timeout=5.0)
-            except queue.Full:
+            except queue.Full:  # a disk too slow to drain it in 5 s: the writer gives up on what is left
                 self._stopping.set()
-                self._queue.put(_STOP, timeout=5.0)
+                try:
+                    self._queue.put(_STOP, timeout=1.0)
+                except queue.Full:
+                    pass
             thread.join(5.0)
         maintenance = self._maint_thread
         if maintenance is not None and maintenance is not threading.current_thread():
