@@ -70,7 +70,8 @@ def phases(path: str, clockfile: str, proc: int, count: int) -> None:
 
 
 def flood(path: str, counters: str, threads: int, queue_size: int) -> None:
-    handler = LogFileHandler(path, queue_size=queue_size)
+    # block=60: a full queue waits instead of dropping, so a missing line can only be the kill's doing.
+    handler = LogFileHandler(path, queue_size=queue_size, block=60)
     logger = _logger(handler)
     fd = os.open(counters, os.O_RDWR)
     shared = mmap.mmap(fd, 8 * threads)
