@@ -310,12 +310,24 @@ def test_a_full_disk_does_not_turn_requests_into_500s(
         logger.info("served", extra={"pad": "p" * 300})
         return PlainTextResponse("ok")
 
+    app = Starlette(routes=[Route("/", endpoint)])
+    app.add_middleware(
+        hk.HealthProbeMiddleware, checks=[handler.check()], cache_ttl=0.01, shutdown_signals=()
+    )
     _fill(disk)
     try:
-        with TestClient(Starlette(routes=[Route("/", endpoint)])) as client:
+        with TestClient(app) as client:
             statuses = {client.get("/").status_code for _ in range(200)}
-        assert statuses == {200}
-        assert handler.dropped > 0
+            assert statuses == {200}
+            assert handler.dropped > 0
+            _wait(lambda: handler.state()["writing"] is False)
+            time.sleep(0.05)  # past the readiness cache
+            ready = client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["status"] == "warn"
+            os.unlink(disk / "filler")
+            _wait(lambda: handler.state()["writing"] is True)
+            time.sleep(0.05)
+            assert client.get("/readyz").json()["status"] == "pass"
     finally:
         handler.close()
         logger.handlers[:] = []

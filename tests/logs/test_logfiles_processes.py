@@ -248,3 +248,55 @@ def test_a_forked_child_starts_its_own_writer_and_loses_nothing(tmp_path: Path) 
     done = subprocess.run([sys.executable, "-c", _FORK, str(log)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert sorted(r["message"] for r in _records(log)) == ["child", "parent after fork", "parent before fork"]
+
+
+_NO_CLOSE = """
+import logging, sys
+from hardenkit.logs import LogFileHandler
+handler = LogFileHandler(sys.argv[1], rotate="daily")
+logger = logging.getLogger("exit"); logger.handlers[:] = [handler]; logger.propagate = False
+for i in range(5000):
+    logger.warning("line", extra={"i": i})
+# no close(), no flush(): a clean exit must still write every queued line
+"""
+
+
+def test_a_clean_exit_without_close_writes_every_queued_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_CLOSE, str(log)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r["i"] for r in _records(log)] == list(range(5000))
+
+
+_LOCAL_DAYS = """
+import logging, sys
+from hardenkit.logs import LogFileHandler
+now = [float(sys.argv[2])]
+handler = LogFileHandler(sys.argv[1], rotate="daily", utc=False, clock=lambda: now[0])
+logger = logging.getLogger("tz"); logger.handlers[:] = [handler]; logger.propagate = False
+logger.warning("before local midnight")
+handler.flush()
+now[0] += 7200
+logger.warning("after local midnight")
+handler.close()
+"""
+
+
+def test_utc_false_rotates_at_local_midnight_and_names_the_local_day(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    # 2030-01-01 14:00 UTC is 23:00 in Tokyo (UTC+9, no DST): two hours later it is the 2nd there,
+    # still the 1st in UTC.
+    moment = calendar.timegm((2030, 1, 1, 14, 0, 0))
+    env = {**os.environ, "TZ": "Asia/Tokyo"}
+    done = subprocess.run(
+        [sys.executable, "-c", _LOCAL_DAYS, str(log), str(moment)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in _log_files(tmp_path)] == ["app.log", "app.log.2030-01-01"]
+    assert [r["message"] for r in _records(tmp_path / "app.log.2030-01-01")] == ["before local midnight"]
