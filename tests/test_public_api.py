@@ -36,8 +36,8 @@ PUBLISHED: dict[str, set[str]] = {
         "writable_dir",
     },
     "hardenkit.logs": {
-        "CATEGORIES", "DEFAULT_CATEGORIES", "OPT_IN_CATEGORIES", "AccessLogMiddleware", "RedactingFilter",
-        "Redactor", "configure_logging", "is_secret_key", "re2_available",
+        "CATEGORIES", "DEFAULT_CATEGORIES", "OPT_IN_CATEGORIES", "AccessLogMiddleware", "LogFileHandler",
+        "RedactingFilter", "Redactor", "configure_logging", "is_secret_key", "re2_available",
     },
     "hardenkit.testing": {"ContractReport", "assert_header_contract", "iter_routes"},
     "hardenkit.errors": {

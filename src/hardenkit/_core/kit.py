@@ -606,6 +606,7 @@ def harden(
     *,
     env: bool = True,
     env_file: str | os.PathLike[str] | None = None,
+    log_file: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     **overrides: Mapping[str, Any] | bool | None,
 ) -> Any:
     """Install hardenkit's recommended set on a Starlette/FastAPI app (or wrap any ASGI app).
@@ -614,14 +615,45 @@ def harden(
     headers={"security_headers": "web"})``; ``False`` or ``None`` leaves it out.
     With ``env=True`` (the default) ``HARDENKIT_<COMPONENT>_<OPTION>`` variables
     are read too; ``env_file=".env"`` adds that file's ``HARDENKIT_*`` lines under
-    them (see :meth:`Kit.from_env`); keyword options win. Returns what
-    ``install`` or ``wrap`` returns.
+    them (see :meth:`Kit.from_env`); keyword options win. ``log_file="logs/api.log"``
+    (or a dict of ``LogFileHandler`` options with ``file``) also writes every record,
+    redacted, to a log file shared safely by the server's workers; readiness warns
+    while it cannot be written. Returns what ``install`` or ``wrap`` returns.
     """
+    if log_file is not None:
+        overrides = _with_log_file(log_file, overrides)
     installable = hasattr(app, "add_middleware") and hasattr(app, "user_middleware")
     kit = harden_kit(env=env, env_file=env_file, starlette=installable, **overrides)
     if installable:
         return kit.install(app)
     return kit.wrap(app)
+
+
+def _with_log_file(
+    log_file: str | os.PathLike[str] | Mapping[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Every record (the access log's included) also goes to a shared, rotated file; the probes'
+    readiness warns while it cannot be written. atexit and logging.shutdown flush it at a clean stop."""
+    file_options = dict(log_file) if isinstance(log_file, Mapping) else {"file": log_file}
+    if "file" not in file_options:
+        raise ConfigurationError("harden(): log_file= takes a path, or a dict of options with a 'file' key")
+    make_file_handler = _load("hardenkit.logs.files:file_handler_from_options")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_hardenkit_log_file", False)]:
+        root.removeHandler(old)
+        old.close()
+    file_handler = make_file_handler(file_options.pop("file"), redact=True, **file_options)
+    file_handler._hardenkit_log_file = True
+    root.addHandler(file_handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    overrides = dict(overrides)
+    health = overrides.get("health", True)
+    if health is not False and health is not None:
+        health = {} if health is True else dict(health)
+        health["checks"] = [*health.get("checks", ()), file_handler.check()]
+        overrides["health"] = health
+    return overrides
 
 
 def harden_kit(

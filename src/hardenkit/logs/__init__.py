@@ -12,9 +12,9 @@ Secrets and personal data never reach a log line::
 Modules: ``engine`` (the redaction rules and the scanner), ``redactor`` (Redactor),
 ``filters`` (RedactingFilter), ``formatting`` (formatters, configure_logging),
 ``urls`` (paths and queries redacted as the app decodes them), ``access``
-(AccessLogMiddleware, loaded on first use). Everything but the access
-log uses the standard library and python-json-logger only, so scripts can import
-it without loading starlette or limits; the access log is pure ASGI.
+(AccessLogMiddleware), ``files`` and ``rotation`` (LogFileHandler: a log file
+shared by many processes; these two load on first use). Nothing here loads
+starlette or limits, so scripts can import it; the access log is pure ASGI.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from .redactor import Redactor
 
 if TYPE_CHECKING:
     from .access import AccessLogMiddleware
+    from .files import LogFileHandler
 
 __all__ = [
     "CATEGORIES",
     "DEFAULT_CATEGORIES",
     "OPT_IN_CATEGORIES",
     "AccessLogMiddleware",
+    "LogFileHandler",
     "RedactingFilter",
     "Redactor",
     "configure_logging",
@@ -43,10 +45,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The access log is loaded on first use, so importing hardenkit.logs stays light.
-    if name == "AccessLogMiddleware":
-        from .access import AccessLogMiddleware
+    # Loaded on first use, so importing hardenkit.logs stays light (no filelock, no threads).
+    if name in ("AccessLogMiddleware", "LogFileHandler"):
+        import importlib
 
-        globals()[name] = AccessLogMiddleware
-        return AccessLogMiddleware
+        value = getattr(importlib.import_module(".access" if name[0] == "A" else ".files", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'hardenkit.logs' has no attribute {name!r}")

@@ -6,6 +6,7 @@ Standard library and python-json-logger only.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -208,6 +209,11 @@ def configure_logging(
     redact: bool | Redactor = True,
     stream: IO[str] | None = None,
     uvicorn: bool = True,
+    file: str | os.PathLike[str] | None = None,
+    rotate: str | int | None = None,
+    keep: int | str | None = 30,
+    compress: bool = False,
+    utc: bool = True,
 ) -> logging.Handler:
     """Send every log record to one handler on the root logger: JSON lines or plain text.
 
@@ -250,9 +256,18 @@ def configure_logging(
     for old in list(root.handlers):
         if getattr(old, "_hardenkit", False):
             root.removeHandler(old)
+            old.close()  # a replaced file handler writes what it holds and stops its thread
     # First among the root's handlers: the filter redacts each record in place, so the
     # handlers after it (a file handler, pytest's caplog) get the redacted record too.
     root.handlers.insert(0, handler)
+    if file is not None:
+        from .files import file_handler_from_options
+
+        # Second: it gets each record after the first handler's filter has redacted it in place.
+        file_handler = file_handler_from_options(
+            file, rotate=rotate, keep=keep, compress=compress, utc=utc, formatter=handler.formatter
+        )
+        root.handlers.insert(1, file_handler)
     root.setLevel(level)
     if uvicorn:
         for name in _UVICORN_LOGGERS:
