@@ -1,8 +1,9 @@
-"""The built-in redaction rules: secret key names, the rule table, and the checks that confirm a match.
+"""The rule type and the rules for personal data and generic credentials, with the checks that confirm a match.
 
 Every pattern is written in the common subset of Python's ``re`` and RE2 (see
-:mod:`.engine`). This module is long because the rule table is one table: a
-reader looks a category up in one place. Standard library only.
+:mod:`.engine`). Provider token formats live in :mod:`.providers`, key=value
+contexts in :mod:`.context`; :mod:`.catalog` puts the table together.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -31,63 +32,6 @@ def re2_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-# -- key names ------------------------------------------------------------------------
-
-#: Key names whose value is a secret whatever it looks like (compared on letters and
-#: digits only, so ``api_key``, ``api-key`` and ``apiKey`` are the same name). A key
-#: is secret when its last words are one of these names: ``db_password`` and
-#: ``accessToken`` are, ``tokenizer`` and ``credit`` are not.
-SECRET_KEY_NAMES: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "clientsecret",
-    "authorization",
-    "cookie",
-    "setcookie",
-    "session",
-    "sessionid",
-    "sessid",
-    "passphrase",
-    "credential",
-    "credentials",
-)
-
-_KEY_NAME_RE = (
-    r"password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|"
-    r"client[_\-]?secret|proxy-authorization|authorization|set-cookie|cookie|session[_\-]?id|"
-    r"session|sessid|passphrase|credentials?"
-)
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-_WORD_SPLIT = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])|[a-z0-9]+")
-
-
-def _normalise_key(name: str) -> str:
-    return _NON_ALNUM.sub("", name.lower())
-
-
-def is_secret_key(name: str, extra: frozenset[str] = frozenset()) -> bool:
-    """True when ``name`` (a dict key, a ``key=value`` key) names a secret by its last words."""
-    if not name or len(name) > 128:
-        return False
-    words = [word.lower() for word in _WORD_SPLIT.findall(name)]
-    names = extra | _SECRET_NAMES
-    # Try every suffix of whole words: "db_password" -> "password", "aws_secret_access_key"
-    # -> "accesskey"; a name inside a word ("tokenizer") never matches.
-    for index in range(len(words)):
-        if "".join(words[index:]) in names:
-            return True
-    return False
-
-
-_SECRET_NAMES = frozenset(SECRET_KEY_NAMES)
 
 
 # -- checks -------------------------------------------------------------------------
@@ -437,29 +381,6 @@ def _check_url_password(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     return category, start, end
 
 
-def _check_key_value(text: str, m: Any, engine: RedactionEngine) -> Verdict:
-    key_start, key_end = m.span(1)
-    # The whole key: walk back over key characters (bounded).
-    start = key_start
-    while start > 0 and key_start - start < 64 and text[start - 1] in _KEY_CHARS:
-        start -= 1
-    if start > 0 and text[start - 1] in _KEY_CHARS:
-        return None
-    if not engine.secret_key(text[start:key_end]):
-        return None
-    for group in (3, 4, 5):
-        value_start, value_end = m.span(group)
-        if value_start >= 0:
-            break
-    else:  # pragma: no cover - the pattern always sets one of the three groups
-        return None
-    if value_end == m.end():
-        value_end = _tail_end(_VALUE_TAILS[group - 3], text, value_end)
-    if value_end == value_start:
-        return None
-    return "secret", value_start, value_end
-
-
 def _check_header(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     key_start = m.span(1)[0]
     if key_start > 0 and text[key_start - 1] in _KEY_CHARS:
@@ -474,11 +395,6 @@ def _check_header(text: str, m: Any, engine: RedactionEngine) -> Verdict:
                 value_end = _tail_end(tail, text, value_end)
             return category, value_start, value_end
     return None  # pragma: no cover - the pattern always sets one of the three groups
-
-
-def _check_slack_webhook(text: str, m: Any, engine: RedactionEngine) -> Verdict:
-    start, end = m.span(1)
-    return "slack_webhook", start, end
 
 
 def _check_group1(category: str) -> Check:
@@ -504,9 +420,9 @@ def _tail_end(tail: re.Pattern[str], text: str, pos: int) -> int:
 
 
 _QUOTED_VALUE = r"\"((?:[^\"\\\r\n]|\\.){0,100})|'([^'\r\n]{0,100})"
-_BARE_VALUE_CHARS = r"[^ \t\r\n\f\v\"',;&)}\]<>]"
 
-RULES: tuple[Rule, ...] = (
+#: The rules that are not provider token formats (see providers.py) or key contexts (context.py).
+BASE_RULES: tuple[Rule, ...] = (
     Rule(
         "jwt",
         ("jwt",),
@@ -539,113 +455,6 @@ RULES: tuple[Rule, ...] = (
         before=_ALNUM,
         after=_ALNUM,
         guard=True,
-    ),
-    Rule(
-        "github_token",
-        ("github_token",),
-        r"(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})",
-        literals=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-        check=_plain("github_token"),
-        before=_ALNUM,
-        after=_WORD,
-    ),
-    Rule(
-        "gitlab_token",
-        ("gitlab_token",),
-        r"(?:glpat|glptt|gldt|glrt|glsoat|gloas)-[A-Za-z0-9_\-]{20,255}",
-        literals=("glpat-", "glptt-", "gldt-", "glrt-", "glsoat-", "gloas-"),
-        check=_plain("gitlab_token"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "slack_webhook",
-        ("slack_webhook",),
-        r"hooks\.slack\.com/((?:services|workflows|triggers)/[A-Za-z0-9/_\-]{10,500})",
-        literals=("hooks.slack.com/",),
-        check=_check_slack_webhook,
-        extend=r"[A-Za-z0-9/_\-]*",
-    ),
-    Rule(
-        "slack_token",
-        ("slack_token",),
-        r"xox[abposre]-[A-Za-z0-9\-]{10,255}",
-        literals=("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-"),
-        check=_plain("slack_token"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "stripe_key",
-        ("stripe_key",),
-        r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,255}|whsec_[A-Za-z0-9]{24,255}",
-        literals=("sk_live_", "sk_test_", "rk_live_", "rk_test_", "pk_live_", "pk_test_", "whsec_"),
-        check=_plain("stripe_key"),
-        before=_ALNUM,
-        after=_WORD,
-    ),
-    Rule(
-        "google_api_key",
-        ("google_api_key",),
-        r"AIza[0-9A-Za-z_\-]{35}",
-        literals=("AIza",),
-        check=_plain("google_api_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "anthropic_key",
-        ("anthropic_key",),
-        r"sk-ant-[a-z]{2,10}[0-9]{2}-[A-Za-z0-9_\-]{20,500}",
-        literals=("sk-ant-",),
-        check=_plain("anthropic_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "openai_key",
-        ("openai_key",),
-        r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,500}",
-        literals=("sk-",),
-        check=_check_mixed("openai_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "npm_token",
-        ("npm_token",),
-        r"npm_[A-Za-z0-9]{36}",
-        literals=("npm_",),
-        check=_plain("npm_token"),
-        before=_ALNUM,
-        after=_WORD,
-    ),
-    Rule(
-        "pypi_token",
-        ("pypi_token",),
-        r"pypi-AgE[A-Za-z0-9_\-]{40,1000}",
-        literals=("pypi-AgE",),
-        check=_plain("pypi_token"),
-        before=_ALNUM,
-        extend=r"[A-Za-z0-9_\-]*",
-    ),
-    Rule(
-        "sendgrid_key",
-        ("sendgrid_key",),
-        r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
-        literals=("SG.",),
-        check=_plain("sendgrid_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "twilio_key",
-        ("twilio_key",),
-        r"SK[0-9a-fA-F]{32}",
-        literals=("SK",),
-        check=_plain("twilio_key"),
-        before=_ALNUM,
-        after=_ALNUM,
     ),
     Rule(
         "azure_key",
@@ -698,33 +507,6 @@ RULES: tuple[Rule, ...] = (
         r"://([^ \t\r\n:/@'\"]{0,256}):([^ \t\r\n/'\"]{1,256})@",
         literals=("://",),
         check=_check_url_password,
-    ),
-    Rule(
-        "key_value",
-        ("secret",),
-        r"(?i)(" + _KEY_NAME_RE + r")([\"']?[ \t]*[:=][ \t]*)"
-        r"(?:" + _QUOTED_VALUE + r"|(" + _BARE_VALUE_CHARS + r"{1,100}))",
-        literals=(
-            "pass",
-            "pwd",
-            "secret",
-            "token",
-            "authorization",
-            "cookie",
-            "sess",
-            "credential",
-            "apikey",
-            "api_key",
-            "api-key",
-            "accesskey",
-            "access_key",
-            "access-key",
-            "privatekey",
-            "private_key",
-            "private-key",
-        ),  # fmt: skip
-        icase=True,
-        check=_check_key_value,
     ),
     Rule(
         "aws_secret",
@@ -805,10 +587,3 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-#: Every built-in category, in the order rules run.
-CATEGORIES: tuple[str, ...] = (
-    "private_key",
-    *dict.fromkeys(cat for rule in RULES for cat in rule.categories),
-)
-OPT_IN_CATEGORIES: frozenset[str] = frozenset({"ip"})
-DEFAULT_CATEGORIES: frozenset[str] = frozenset(CATEGORIES) - OPT_IN_CATEGORIES
