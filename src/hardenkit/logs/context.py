@@ -57,7 +57,7 @@ _METADATA = frozenset(
         "suffix", "field", "header", "version", "strength", "required", "enabled", "rotation",
         "reset", "changed", "updated", "created", "at", "valid", "validator", "validation", "regex",
         "pattern", "min", "max", "minlength", "maxlength", "env", "var", "variable", "ref", "source",
-        "provider", "manager", "store", "mode", "method", "scheme", "location", "arn", "usage",
+        "provider", "manager", "store", "namespace", "mode", "method", "scheme", "location", "arn", "usage",
         "limit", "limits", "window", "rule", "rules", "error", "errors", "missing", "invalid",
         "attempts", "retries", "encoding", "algorithm", "alg", "kind", "schema", "param", "input",
         "id", "ids", "index", "timeout", "age", "lifetime", "duration", "flow", "grant", "audience",
@@ -74,7 +74,13 @@ _AUTH_SKIP = frozenset(
         "internal", "external", "local", "sso", "mtls", "tls", "ntlm", "kerberos", "negotiate",
     }
 )  # fmt: skip
+_YAML_TAG = re.compile(r"![A-Za-z][A-Za-z0-9_]*(?: |$)")
+_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "ssws", "splunk", "apikey", "negotiate", "ntlm", "hmac"})
 _NULL_WORDS = frozenset({"null", "None", "nil", "undefined", "true", "false", "|", ">", "|-", ">-"})
+_GLUED = re.compile(
+    r"(?:api|access|auth|refresh|id|bearer|session|client|private|app|bot|user|service|deploy|personal"
+    r"|oauth|master|admin|root|db|signing|encryption)(?:token|secret|key|password|passwd|pwd)s?$"
+)
 _WORD_SPLIT = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _TRAILING_DIGITS = re.compile(r"[0-9]+$")
@@ -111,6 +117,8 @@ def key_kind(name: str, extra: frozenset[str] = frozenset()) -> KeyKind:
             return "secret"
     if len(words) > 1 and words[-1] == "pass":
         return "secret"
+    if any(_GLUED.match(word) for word in words):
+        return "secret"  # APITOKEN, accesstoken: words written without a separator
     if "auth" in words:
         return "auth"
     if words[-1] == "key" or (len(words) == 1 and words[0].endswith("key") and len(words[0]) > 3):
@@ -150,10 +158,11 @@ _CODE_OPERATORS = frozenset({":=", ".=", "+=", "=>", "string", "typed", ","})
 _QUERY_SEPARATORS = frozenset("?&")
 _TEMPLATE_MARKS = ("{{", "${", "$(", "%(", "#{", "<%", "{%", "$$")
 _SHELL_VAR = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?]|%[sdrifx]|\{[A-Za-z0-9_.]*\}|%[A-Za-z_][A-Za-z0-9_]*%")
+# A call, an index or a dotted name: code that names a value, not a literal.
 _CODE_REFERENCE = re.compile(
-    r"(?:[A-Za-z_$][A-Za-z0-9_$]*\.)*[A-Za-z_$][A-Za-z0-9_$]*(?:\(|\[|$)"
+    r"(?:[A-Za-z_$][A-Za-z0-9_$]*\.)*[A-Za-z_$][A-Za-z0-9_$]*[(\[]"
+    r"|(?:[A-Za-z_$][A-Za-z0-9_$]*\.)+[A-Za-z_$][A-Za-z0-9_$]*$"
 )
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _FRAGMENT_WORD = re.compile(_FRAGMENTS, re.IGNORECASE)
 _DECIDE = 1024  # characters read to decide on a value; an accepted value is then taken whole
 _UNQUOTED = re.compile(r"[^ \t\r\n\f\v\"'`]{0,%d}" % _DECIDE)
@@ -220,10 +229,10 @@ def _is_reference(value: str, code: bool = False) -> bool:
         return True
     if value.startswith("[REDACTED"):
         return True
-    if not any(c.isdigit() for c in value):
-        if _DOTTED.match(value) or (value.endswith((")", "]")) and "(" in value or "[" in value):
-            return _CODE_REFERENCE.match(value) is not None
-        if code and re.fullmatch(r"[A-Za-z_]+", value) and _FRAGMENT_WORD.search(value):
+    if code:
+        if _CODE_REFERENCE.match(value) is not None:
+            return True  # token := req.Header.Get(, password = settings.DB_PASSWORD
+        if re.fullmatch(r"[A-Za-z_]+", value) and _FRAGMENT_WORD.search(value):
             return True  # password = password, token: apiToken
     return False
 
@@ -342,13 +351,20 @@ def _check_context(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     if value_end <= value_start:
         return None
     value = text[value_start:value_end]
+    if value.lower() in _SCHEMES and text.startswith(" ", value_end):
+        return None  # "Authorization: Bearer …": the header and bearer rules judge the credential
     code_style = kind in _CODE_OPERATORS or kind in ("flag", ",")
     if _is_reference(value, code=not quoted and (code_style or op.startswith((" ", "\t")))):
         return None
     if kind_of_key == "care":
         if not _looks_random(value):
             return None
+    elif kind == ":" and not quoted and (" = " in value or _YAML_TAG.match(value)):
+        return None  # token: Optional[str] = None (an annotation); token: !vault | (a YAML tag)
     elif kind_of_key == "auth":
+        if not quoted and " " in value:
+            value_end = value_start + value.index(" ")
+            value = value[: value.index(" ")]
         if value.lower() in _AUTH_SKIP or (code_style and not _looks_secret(value)):
             return None
     elif code_style and not _looks_secret(value) and not (kind == "flag" and len(value) >= 6):

@@ -298,7 +298,7 @@ PROVIDER_RULES: tuple[Rule, ...] = (
     _rule("launchdarkly_key", "launchdarkly_key", r"(?:sdk|mob)-" + _UUID, "sdk-", "mob-", before=frozenset(_WORD)),
     _rule("splunk_hec_token", "splunk_token", r"Splunk [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "Splunk "),
     _rule("okta_api_token", "okta_token", r"SSWS 00[A-Za-z0-9_\-]{40}", "SSWS 00"),
-    _rule("adafruit_io_key", "adafruit_key", r"aio_[A-Za-z0-9]{28}", "aio_", check=_check_random("adafruit_key")),
+    _rule("adafruit_io_key", "adafruit_key", r"aio_[A-Za-z0-9]{28}", "aio_", check=_check_random("adafruit_key", digits=False)),
     # -- more services with documented prefixes ----------------------------------------------
     _rule("google_api_key", "google_api_key", r"AIza[0-9A-Za-z_\-]{35}", "AIza", before=frozenset(_ALNUM)),
     _rule("amazon_lwa_token", "amazon_lwa_token", r"Atz[ar]\|[A-Za-z0-9_\-]{100,400}", "Atza|", "Atzr|", after=_OPEN, extend=r"[A-Za-z0-9_\-]*"),

@@ -346,8 +346,8 @@ def _aws_marker_before(text: str, start: int) -> bool:
 def _check_bearer(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     start, end = m.span(2)
     value = text[start:end]
-    if len(value) < 8:
-        return None
+    if len(value) < 8 or "=" in value.rstrip("=") or (value.endswith("=") and text[end : end + 1].isalnum()):
+        return None  # too short, or "Bearer expires_in=3600": a key=value pair, not a credential
     # "Basic information" is English, "Basic dXNlcjpwYXNz" is a credential.
     looks_random = (
         any(char in _DIGITS for char in value)
@@ -381,6 +381,11 @@ def _check_url_password(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     return category, start, end
 
 
+_HEADER_REFERENCE = re.compile(
+    r"(?:[A-Za-z]{2,12}[ \t]+)?(?:\{\{|\$\{|\$\(|%\(|<%|\$[A-Za-z_][A-Za-z0-9_]*(?:[\"' \t\r\n]|$)|<[A-Za-z_][A-Za-z0-9_ \-]*>)"
+)
+
+
 def _check_header(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     key_start = m.span(1)[0]
     if key_start > 0 and text[key_start - 1] in _KEY_CHARS:
@@ -390,6 +395,8 @@ def _check_header(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     for group in (3, 4, 5):
         value_start, value_end = m.span(group)
         if value_start >= 0:
+            if _HEADER_REFERENCE.match(text, value_start, min(len(text), value_start + 200)):
+                return None  # Authorization: Bearer $TOKEN, {{ token }}: a reference, not a value
             if value_end == m.end():
                 tail = _VALUE_TAILS[group - 3] if group < 5 else _LINE_TAIL
                 value_end = _tail_end(tail, text, value_end)
