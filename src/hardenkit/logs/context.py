@@ -211,7 +211,10 @@ def _looks_random(value: str) -> bool:
         return False
     if "/" in value and "." in value:  # a path or a URL
         return False
-    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+    mixed_case = any(c.isupper() for c in value) and any(c.islower() for c in value)
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)) and not (
+        len(value) >= 20 and mixed_case
+    ):
         return False
     return shannon_entropy(value) >= 3.0
 
@@ -359,7 +362,9 @@ def _check_context(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     if kind_of_key == "care":
         if not _looks_random(value):
             return None
-    elif kind == ":" and not quoted and (" = " in value or _YAML_TAG.match(value)):
+    elif kind == ":" and not quoted and (
+        " = " in value or _YAML_TAG.match(value) or text[value_end : value_end + 3].lstrip(" \t").startswith("=")
+    ):
         return None  # token: Optional[str] = None (an annotation); token: !vault | (a YAML tag)
     elif kind_of_key == "auth":
         if not quoted and " " in value:

@@ -112,7 +112,6 @@ PROVIDER_RULES: tuple[Rule, ...] = (
         after=_AFTER_WORD,
     ),
     _rule("github_fine_grained_pat", "github_token", r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}", "github_pat_", after=_AFTER_WORD),
-    _rule("github_token_legacy_length", "github_token", r"gh[pousr]_[A-Za-z0-9]{30,35}", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", before=frozenset(_ALNUM), after=_AFTER_WORD),
     _rule(
         "gitlab_token",
         "gitlab_token",
@@ -280,7 +279,7 @@ PROVIDER_RULES: tuple[Rule, ...] = (
     _rule("mailgun_private_key", "mailgun_key", r"[a-f0-9]{32}-[a-f0-9]{8}-[a-f0-9]{8}", "-", pre=r"[a-f0-9]{4}-[a-f0-9]{8}-[a-f0-9]{8}", before=frozenset(_ALNUM | {"-"}), check=_check_random("mailgun_key", cases=False)),
     _rule("mailchimp_key", "mailchimp_key", r"[a-f0-9]{32}-us[0-9]{1,2}", "-us", pre=r"[a-f0-9]{4}-us[0-9]", before=frozenset(_ALNUM)),
     _rule("brevo_key", "brevo_key", r"x(?:keysib|smtpsib)-[a-f0-9]{64}-[A-Za-z0-9]{16}", "xkeysib-", "xsmtpsib-"),
-    _rule("mandrill_key", "mandrill_key", r"md-[A-Za-z0-9_\-]{22}", "md-", check=_check_random("mandrill_key")),
+    _rule("mandrill_key", "mandrill_key", r"md-[A-Za-z0-9_\-]{22}", "md-", check=_check_random("mandrill_key", digits=False)),
     _rule("resend_key", "resend_key", r"re_[A-Za-z0-9]{8}_[A-Za-z0-9]{24}", "re_"),
     _rule("twilio_key", "twilio_key", r"SK[0-9a-fA-F]{32}", "SK", before=frozenset(_ALNUM), after=frozenset(_ALNUM)),
     _rule("segment_token", "segment_token", r"sgp_[A-Za-z0-9]{64}", "sgp_"),

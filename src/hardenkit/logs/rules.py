@@ -368,6 +368,8 @@ _SCHEME_CHARS = _ALNUM | set("+.-")
 
 
 def _check_url_password(text: str, m: Any, engine: RedactionEngine) -> Verdict:
+    if _MARK in text[m.start() : m.end()]:
+        return None  # parts already redacted by a later rule: a second pass must not see a new password
     scheme_end = m.span()[0]
     scheme_start = scheme_end
     while scheme_start > 0 and scheme_end - scheme_start < 32 and text[scheme_start - 1] in _SCHEME_CHARS:

@@ -115,7 +115,7 @@ def jwt(rng: random.Random) -> str:
 FAMILIES: dict[str, tuple[bool, list[Maker]]] = {
     "github": (True, [crc_token("ghp_"), crc_token("gho_"), crc_token("ghu_"), crc_token("ghs_"), crc_token("ghr_"), *t("github_pat_{an:22}_{an:59}")]),
     "gitlab": (True, t("glpat-{b64u:20}", "gloas-{b64u:64}", "gldt-{b64u:20}", "glrt-{b64u:20}", "glcbt-{hex:2}_{b64u:20}", "glptt-{hex:40}", "glft-{b64u:20}", "glimt-{lo:25}", "glagent-{b64u:50}", "glsoat-{b64u:20}", "glffct-{b64u:20}", "glpat-{b64u:27}{b64u:20}.01.{lo:9}", "GR1348941{b64u:20}")),
-    "slack": (True, t("xoxb-{d:12}-{d:13}-{an:24}", "xoxp-{d:12}-{d:12}-{d:13}-{hex:32}", "xapp-1-{up:11}-{d:13}-{hex:64}", "xoxe.xoxp-1-{an:140}", "xoxe-1-{an:140}", "xoxc-{d:12}-{d:12}-{d:13}-{hex:64}", "xoxs-{d:12}-{d:12}-{d:13}-{hex:32}")),
+    "slack": (True, t("xoxb-{d:12}-{d:13}-{an:24}", "xoxp-{d:12}-{d:12}-{d:13}-{hex:32}", "xapp-1-{up:11}-{d:13}-{hex:64}", "xoxe.xoxp-1-{an:140}", "xoxe-1-{an:140}", "xoxc-{d:12}-{d:12}-{d:13}-{hex:64}", "xoxs-{d:12}-{d:12}-{d:13}-{hex:32}", "xoxd-{an:60}%2B{an:40}%3D")),
     "slack_webhook": (True, [url("https://hooks.slack.com/services/<s>", "s=T{up:8}/B{up:10}/{an:24}"), url("https://hooks.slack.com/workflows/<s>", "s=T{up:8}/A{up:10}/{d:18}/{an:24}")]),
     "stripe": (True, t("sk_live_{an:24}", "sk_test_{an:99}", "rk_live_{an:24}", "sk_prod_{an:24}", "whsec_{an:32}")),
     "google_api": (True, t("AIza{b64u:35}")),
@@ -253,12 +253,14 @@ FAMILIES: dict[str, tuple[bool, list[Maker]]] = {
     "launchdarkly": (True, t("sdk-{uuid}", "mob-{uuid}")),
     "adafruit": (True, t("aio_{an:28}")),
     "kubernetes": (True, [jwt]),
+    "okta": (True, [url("SSWS <s>", "s=00{b64u:40}")]),
+    "splunk": (True, [url("Splunk <s>", "s={uuid}")]),
     # Formats without a prefix of their own: found by their key, header or URL, not bare.
     "aws_secret": (False, t("{b64:40}")),
     "azure_storage": (False, t("{b64:86}==")),
     "azure_devops": (False, t("{b32:52}")),
     "datadog_api": (False, t("{hex:32}", "{hex:40}")),
-    "okta": (False, t("00{b64u:40}")),
+
     "cohere": (False, t("{an:40}")),
     "mistral": (False, t("{an:32}")),
     "algolia": (False, t("{hex:32}")),
@@ -476,8 +478,19 @@ CONTROL_TEMPLATES: dict[str, list[str]] = {
 }
 
 
+PREFIXES = [
+    "",
+    "2026-05-01T12:00:{s:02d}.{ms:03d}Z INFO app: ",
+    "May  1 12:00:{s:02d} web-{n3} app[{n}]: ",
+    "I0501 12:00:{s:02d}.{ms:03d}123       1 controller.go:{n3}] ",
+    "[2026-05-01 12:00:{s:02d},{ms:03d}] DEBUG worker.{n3} - ",
+    "web.{n3} | ",
+]
+
+
 def control_entries(rng: random.Random) -> list[dict[str, Any]]:
     entries = []
+    seen: set[str] = set()
     for kind, templates in CONTROL_TEMPLATES.items():
         rounds = {"log": 6, "code": 5, "template": 5, "path": 5, "url": 5}[kind]
         for round_ in range(rounds):
@@ -491,8 +504,11 @@ def control_entries(rng: random.Random) -> list[dict[str, Any]]:
                     "ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
                 }  # fmt: skip
                 text = template.format(**values)
-                if round_ and text in {entry["text"] for entry in entries}:
+                if round_:  # the same line as different loggers and shippers print it
+                    text = PREFIXES[round_ % len(PREFIXES)].format(**values) + text
+                if text in seen:
                     continue
+                seen.add(text)
                 entries.append({"family": "control", "shape": kind, "distinctive": False, "text": text, "secrets": []})
     return entries
 
