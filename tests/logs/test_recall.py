@@ -10,6 +10,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hardenkit.logs import Redactor
 from hardenkit.logs.context import is_secret_key, key_kind
@@ -269,3 +271,87 @@ def test_checksummed_tokens_are_found_even_glued_to_a_word(redactor: Redactor) -
     assert redactor.redact(f"x{good}") == "x[REDACTED:github_token]"
     assert redactor.redact(f"x{bad}") == f"x{bad}"
     assert redactor.redact(f"see {bad}") == "see [REDACTED:github_token]"
+
+
+# -- properties: idempotent, never raising, engines agree, bounded work -------------------------
+
+_FAST = Redactor(engine="re2")
+_PURE = Redactor(engine="re")
+
+PIECES = st.lists(
+    st.sampled_from(
+        [
+            "token", "api_key", "PASSWORD", "_KEY", "auth", "=", ":", " := ", " => ", "?=", "--", " ",
+            '"', "'", "`", "<", ">", "</", "&", "#", ";", "{{", "}}", "${", "$", "(", ")", "[", "]",
+            "ghp_", "glpat-", "xoxb-1-", "sk-", "sk_live_", "hf_", "AKIA", "Q~", ".01.", "eyJ",
+            "A1b2C3d4E5f6G7h8", "0123456789abcdef", "x" * 20, "\n", "value", "Bearer ", "[REDACTED:secret]",
+        ]
+    ),
+    max_size=24,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=PIECES)
+def test_context_and_provider_rules_stay_idempotent_and_engines_agree(text: str) -> None:
+    once = _FAST.redact(text)
+    assert isinstance(once, str)
+    assert _FAST.redact(once) == once
+    assert _PURE.redact(text) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300))
+def test_arbitrary_text_never_raises_and_engines_agree(text: str) -> None:
+    assert _FAST.redact(text) == _PURE.redact(text)
+
+
+HOSTILE = {
+    "keys_without_values": "api_key=" * 20_000,
+    "care_keys": "a_key=" * 25_000,
+    "open_quotes": 'password: "' + "x\\" * 60_000,
+    "operators": "token :=" * 20_000,
+    "xml": "<token>" * 20_000,
+    "flags": "--token " * 20_000,
+    "prefixes": "ghp_glpat-xoxb-1-sk-hf_" * 6_000,
+    "dotted": "dp.pt." * 25_000,
+    "query": "?token=&" * 20_000,
+    "templates": "password={{" * 15_000,
+}
+
+
+def _searches(redactor: Redactor, text: str) -> int:
+    """How many regex searches redacting ``text`` takes (and checks the result is stable)."""
+    engine = redactor._engine
+    calls = 0
+    searcher = engine._searcher
+
+    def counting(compiled: Any, text_: str) -> Any:
+        search = searcher(compiled, text_)
+
+        def wrapped(pos: int) -> Any:
+            nonlocal calls
+            calls += 1
+            return search(pos)
+
+        return wrapped
+
+    engine._searcher = counting  # type: ignore[method-assign]
+    try:
+        out = redactor.redact(text)
+    finally:
+        del engine._searcher
+    assert redactor.redact(out) == out
+    return calls
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_costs_work_linear_in_its_size(name: str) -> None:
+    # Linear time checked as work, not wall time: doubling the input at most doubles the
+    # number of searches, and no position is searched from more than a few times.
+    text = HOSTILE[name]
+    for redactor in (_FAST, _PURE):
+        half = _searches(redactor, text[: len(text) // 2])
+        full = _searches(redactor, text)
+        assert full <= 2 * half + 50, (name, half, full)
+        assert full <= 4 * len(text), (name, full)

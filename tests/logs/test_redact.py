@@ -465,6 +465,20 @@ def test_runs_next_to_redacted_values_stay_idempotent_and_engines_agree(text: st
     assert _PURE.redact(text) == once
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 90 + "@x.com@x.com",  # found by hypothesis: RE2 skipped the address inside a refused match
+        "a" * 70 + "@x.com@y.org and b" * 3,
+    ],
+)
+def test_a_match_refused_for_its_boundary_does_not_hide_one_inside_it(text: str) -> None:
+    once = _RE2.redact(text)
+    assert once == _PURE.redact(text)
+    assert _RE2.redact(once) == once
+    assert "[REDACTED:email]" in once
+
+
 def test_a_token_next_to_a_run_is_not_a_new_boundary() -> None:
     # Found by hypothesis: the SSN's redaction must not turn the base64 run before it
     # into a "bounded" 40-character AWS secret on a second pass.

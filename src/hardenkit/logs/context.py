@@ -156,7 +156,7 @@ _OPERATORS = (
 )
 _CODE_OPERATORS = frozenset({":=", ".=", "+=", "=>", "string", "typed", ","})
 _QUERY_SEPARATORS = frozenset("?&")
-_TEMPLATE_MARKS = ("{{", "${", "$(", "%(", "#{", "<%", "{%", "$$")
+_TEMPLATE_RE = re.compile(r"\{\{|\$\{|\$\(|%\(|#\{|<%|\{%|\$\$")
 _SHELL_VAR = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?]|%[sdrifx]|\{[A-Za-z0-9_.]*\}|%[A-Za-z_][A-Za-z0-9_]*%")
 # A call, an index or a dotted name: code that names a value, not a literal.
 _CODE_REFERENCE = re.compile(
@@ -164,7 +164,7 @@ _CODE_REFERENCE = re.compile(
     r"|(?:[A-Za-z_$][A-Za-z0-9_$]*\.)+[A-Za-z_$][A-Za-z0-9_$]*$"
 )
 _FRAGMENT_WORD = re.compile(_FRAGMENTS, re.IGNORECASE)
-_DECIDE = 1024  # characters read to decide on a value; an accepted value is then taken whole
+_DECIDE = 256  # characters read to decide on a value; an accepted value is then taken whole
 _UNQUOTED = re.compile(r"[^ \t\r\n\f\v\"'`]{0,%d}" % _DECIDE)
 _UNQUOTED_TAIL = re.compile(r"[^ \t\r\n\f\v\"'`]*")
 _LINE = re.compile(r"[^\r\n]{0,%d}" % _DECIDE)
@@ -192,29 +192,30 @@ def _op_kind(op: str, close: str) -> str:
     return stripped
 
 
+_DIGIT = re.compile(r"[0-9]")
+_LOWER = re.compile(r"[a-z]")
+_UPPER = re.compile(r"[A-Z]")
+_LETTER = re.compile(r"[A-Za-z]")
+_SYMBOL = re.compile(r"[^A-Za-z0-9]")
+_RANDOM_CHARS = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,}")
+
+
 def _looks_secret(value: str) -> bool:
     """A literal that could be a credential: 8+ characters, no spaces, at least two kinds of character."""
     if _SECRET_LOOKING.fullmatch(value) is None:
         return False
-    kinds = (
-        any(c.islower() for c in value)
-        + any(c.isupper() for c in value)
-        + any(c.isdigit() for c in value)
-        + any(not c.isalnum() for c in value)
-    )
+    kinds = sum(1 for kind in (_LOWER, _UPPER, _DIGIT, _SYMBOL) if kind.search(value))
     return kinds >= 2
 
 
 def _looks_random(value: str) -> bool:
     """A ``*_key`` value that is a key, not a name: 16+ token characters, letters and digits, dense."""
-    if len(value) < 16 or not re.fullmatch(r"[A-Za-z0-9+/=_\-.~]+", value):
+    if _RANDOM_CHARS.fullmatch(value) is None:
         return False
     if "/" in value and "." in value:  # a path or a URL
         return False
-    mixed_case = any(c.isupper() for c in value) and any(c.islower() for c in value)
-    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)) and not (
-        len(value) >= 20 and mixed_case
-    ):
+    mixed_case = _UPPER.search(value) is not None and _LOWER.search(value) is not None
+    if not (_DIGIT.search(value) and _LETTER.search(value)) and not (len(value) >= 20 and mixed_case):
         return False
     return shannon_entropy(value) >= 3.0
 
@@ -222,7 +223,7 @@ def _looks_random(value: str) -> bool:
 def _is_reference(value: str, code: bool = False) -> bool:
     """Template and variable references, placeholders and code that names a value (``code``:
     the syntax is a program's, where a bare name is a variable)."""
-    if any(mark in value for mark in _TEMPLATE_MARKS):
+    if _TEMPLATE_RE.search(value):
         return True
     if value.startswith("<") and value.endswith(">"):
         return True
@@ -255,6 +256,16 @@ def _trim(text: str, start: int, end: int) -> int:
     return end
 
 
+def _at_line_start(text: str, pos: int, words: tuple[str, ...] = ("export", "set", "setenv")) -> bool:
+    """Only indentation, a list dash or ``export`` between the start of the line and ``pos``
+    (looked for within 80 characters, so long lines cost no more than short ones)."""
+    line_start = text.rfind("\n", max(0, pos - 80), pos) + 1
+    if line_start == 0 and pos > 80:
+        return False
+    head = text[line_start:pos].strip(" \t-")
+    return head == "" or head in words
+
+
 def _value_span(text: str, pos: int, kind: str, key_start: int) -> tuple[int, int, bool, bool] | None:
     """(start, end, quoted, cut) of the value at ``pos``; ``cut`` when the decision window ended it."""
     if pos >= len(text):
@@ -279,8 +290,7 @@ def _value_span(text: str, pos: int, kind: str, key_start: int) -> tuple[int, in
         return pos + 2, m.end(), True, False
     if kind in ("attribute", ","):
         return None  # these syntaxes always quote their values
-    line_start = text.rfind("\n", 0, key_start) + 1
-    at_line_start = text[line_start:key_start].strip(" \t-") in ("", "export", "set", "setenv")
+    at_line_start = _at_line_start(text, key_start)
     if kind == ":" and at_line_start:  # YAML and HTTP headers: the rest of the line
         m = _LINE.match(text, pos)
         assert m is not None
@@ -376,8 +386,7 @@ def _check_context(text: str, m: Any, engine: RedactionEngine) -> Verdict:
         return None
     elif kind == ":" and not quoted and value.isalpha() and value.islower():
         # "refresh token: connection refused" is a message, not a key and its value.
-        line_start = text.rfind("\n", 0, start) + 1
-        if text[line_start:start].strip(" \t-"):
+        if not _at_line_start(text, start, words=()):
             return None
     if cut:
         tail = _LINE_TAIL if not quoted and kind == ":" else _UNQUOTED_TAIL
