@@ -128,7 +128,8 @@ class RedactionEngine:
                 )
         chosen |= set(enable)
         off = set(_strings(disable, "disable"))
-        unknown_off = sorted(off - known - set(patterns or {}))
+        own = {category for rule in extra_rules if isinstance(rule, Rule) for category in rule.categories}
+        unknown_off = sorted(off - known - set(patterns or {}) - own)
         if unknown_off:
             raise ConfigurationError(
                 f"Redactor: disable has unknown categories {unknown_off}; known: {', '.join(CATEGORIES)}"
@@ -192,7 +193,8 @@ class RedactionEngine:
             self.categories |= {name}
             self.custom_patterns[name] = pattern
 
-        rules = table
+        # Users' own rules run first: they name what they find before a built-in rule does.
+        rules: list[Rule] = []
         for rule in extra_rules:
             if not isinstance(rule, Rule):
                 raise ConfigurationError(
@@ -201,6 +203,7 @@ class RedactionEngine:
             if not off.intersection(rule.categories):
                 rules.append(rule)
                 self.categories |= set(rule.categories)
+        rules.extend(table)
         self.extra_rules: tuple[Rule, ...] = tuple(extra_rules)
 
         self._pem = "private_key" in self.categories
