@@ -210,6 +210,7 @@ class RedactionEngine:
         self._compiled: list[_Compiled] = []
         self._key_cache: dict[str, KeyKind] = {}
         self._set: Any = None
+        self._raw_set: Any = None
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
         self._anchor: Any = None
@@ -255,6 +256,8 @@ class RedactionEngine:
                 self._set_index.append(index)
             rset.Compile()
             self._set = rset
+            # The wrapper re-encodes str on every call; ASCII bytes go to RE2 directly.
+            self._raw_set = getattr(rset, "_set", None)
         # Python-re prefilters (rules without literal triggers), for might_contain.
         self._pre: dict[str, re.Pattern[str]] = {}
         for compiled in self._compiled:
@@ -263,11 +266,14 @@ class RedactionEngine:
             except re.error:
                 self._pre[compiled.rule.name] = re.compile("")  # RE2-only: always a candidate
         self._needs_lower = any(c.rule.icase and c.literals for c in self._compiled)
-        self._literal_table: list[tuple[str, bool, int]] = [
-            (literal, compiled.rule.icase, index)
-            for index, compiled in enumerate(self._compiled)
-            for literal in compiled.literals
-        ]
+        # Each distinct literal once, with the rules it triggers (the pure-Python prefilter).
+        case: dict[str, list[int]] = {}
+        icase: dict[str, list[int]] = {}
+        for index, compiled in enumerate(self._compiled):
+            for literal in compiled.literals:
+                (icase if compiled.rule.icase else case).setdefault(literal, []).append(index)
+        self._case_literals = [(literal, tuple(indices)) for literal, indices in case.items()]
+        self._icase_literals = [(literal, tuple(indices)) for literal, indices in icase.items()]
 
     # -- the public operations -------------------------------------------------------
     def covers(self, other: RedactionEngine) -> bool:
@@ -293,17 +299,31 @@ class RedactionEngine:
         cache[name] = known
         return known
 
-    def candidates(self, text: str) -> list[_Compiled]:
-        """The rules that may match ``text`` (the prefilter)."""
-        if self._set is not None and _utf8_ok(text):
-            hits = self._set.Match(text.encode("ascii") if text.isascii() else text)
-            chosen = sorted({self._set_index[i] for i in hits} | set(self._always)) if hits else self._always
+    def candidates(self, text: str, data: bytes | None = None) -> list[_Compiled]:
+        """The rules that may match ``text`` (the prefilter); ``data``: its ASCII bytes."""
+        if self._set is not None and (data is not None or _utf8_ok(text)):
+            if data is None and text.isascii():
+                data = text.encode("ascii")
+            raw_set = self._raw_set
+            if data is not None and raw_set is not None:
+                hits = raw_set.Match(data)
+            else:
+                hits = self._set.Match(data if data is not None else text)
+            if not hits:
+                return [self._compiled[i] for i in self._always]
+            index = self._set_index
+            if len(hits) == 1 and not self._always:
+                return [self._compiled[index[hits[0]]]]
+            chosen = sorted({index[i] for i in hits}.union(self._always)) if self._always else sorted(index[i] for i in hits)
             return [self._compiled[i] for i in chosen]
         lowered = text.lower() if self._needs_lower else text
         hit: set[int] = set()
-        for literal, icase, index in self._literal_table:
-            if index not in hit and literal in (lowered if icase else text):
-                hit.add(index)
+        for literal, indices in self._case_literals:
+            if literal in text:
+                hit.update(indices)
+        for literal, indices in self._icase_literals:
+            if literal in lowered:
+                hit.update(indices)
         long_enough = len(text) >= 40
         return [
             compiled
@@ -326,25 +346,33 @@ class RedactionEngine:
     def redact(self, text: str) -> str:
         if self._pem and "-----BEGIN" in text:
             text = self._redact_pem(text)
-        for compiled in self.candidates(text):
-            text = self._apply(compiled, text)
-        return text
+        return self._run(text, None)
 
     def findings(self, text: str) -> list[tuple[str, str, str]]:
         """``(rule id, category, value)`` for each value :meth:`redact` would replace, rule by rule."""
         found: list[tuple[str, str, str]] = []
         if self._pem and "-----BEGIN" in text:
             text = self._redact_pem(text)
-        for compiled in self.candidates(text):
-            text = self._apply(compiled, text, found)
+        self._run(text, found)
         return found
 
     # -- internals -------------------------------------------------------------------
-    def _searcher(self, compiled: _Compiled, text: str) -> Callable[[int], Any]:
+    def _run(self, text: str, found: list[tuple[str, str, str]] | None) -> str:
+        # ASCII text goes to RE2 as bytes, encoded once per change rather than once per call.
+        data = text.encode("ascii") if self._anchor is not None and text.isascii() else None
+        for compiled in self.candidates(text, data):
+            changed = self._apply(compiled, text, found, data)
+            if changed is not text:
+                text = changed
+                data = text.encode("ascii") if data is not None and text.isascii() else None
+        return text
+
+    def _searcher(self, compiled: _Compiled, text: str, data: bytes | None = None) -> Callable[[int], Any]:
         """``search(pos)`` for one rule on one text: RE2 on ASCII bytes, else Python's re twin."""
         raw = compiled.raw
-        if raw is not None and self._anchor is not None and text.isascii():
-            data = text.encode("ascii")
+        if raw is not None and self._anchor is not None and (data is not None or text.isascii()):
+            if data is None:
+                data = text.encode("ascii")
             size = len(data)
             anchor = self._anchor
             match = raw.Match
@@ -358,21 +386,36 @@ class RedactionEngine:
         return lambda pos: regex.search(text, pos)
 
     def _apply(
-        self, compiled: _Compiled, text: str, found: list[tuple[str, str, str]] | None = None
+        self,
+        compiled: _Compiled,
+        text: str,
+        found: list[tuple[str, str, str]] | None = None,
+        data: bytes | None = None,
     ) -> str:
         rule = compiled.rule
         check = rule.check or _plain(rule.categories[0])
-        search = self._searcher(compiled, text)
+        raw = compiled.raw if data is not None and self._anchor is not None else None
+        search = self._searcher(compiled, text, data) if raw is None else None
+        raw_match = raw.Match if raw is not None else None
+        anchor = self._anchor
         pieces: list[str] = []
         cursor = 0
         pos = 0
         size = len(text)
         before = rule.before
         while pos <= size:
-            m = search(pos)
-            if m is None:
-                break
-            start, end = m.span()
+            if raw_match is not None:
+                spans = raw_match(anchor, data, pos, size)
+                if spans[0][0] < 0:
+                    break
+                m: Any = _Spans(text, spans)
+                start, end = spans[0]
+            else:
+                assert search is not None
+                m = search(pos)
+                if m is None:
+                    break
+                start, end = m.span()
             pos = end if end > start else start + 1
             if start < cursor:
                 continue
