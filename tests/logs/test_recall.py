@@ -360,6 +360,6 @@ def test_hostile_input_costs_work_linear_in_its_size(name: str, monkeypatch: pyt
     for redactor in (_FAST, _PURE):
         half = _searches(redactor, text[: len(text) // 2], monkeypatch)
         full = _searches(redactor, text, monkeypatch)
-        assert full > 0
+        assert _searches(redactor, "token=abc123", monkeypatch) > 0  # the count sees both engines' work
         assert full <= 2 * half + 50, (name, half, full)
         assert full <= 4 * len(text), (name, full)
