@@ -33,10 +33,10 @@ from collections.abc import Callable
 
 import logredactor
 import scrubadub
-from detect_secrets.core.scan import scan_line
-from detect_secrets.settings import default_settings
 import scrubadub.detectors
 import scrubadub.filth
+from detect_secrets.core.scan import scan_line
+from detect_secrets.settings import default_settings
 
 from hardenkit.logs import Redactor
 from hardenkit.logs.engine import RULES
@@ -70,7 +70,14 @@ def dense_lines(count: int) -> list[str]:
     makers = [
         lambda: "ghp_" + pick(36),
         lambda: "glpat-" + pick(20),
-        lambda: "xoxb-" + str(rng.randint(10**11, 10**12)) + "-" + str(rng.randint(10**12, 10**13)) + "-" + pick(24),
+        lambda: (
+            "xoxb-"
+            + str(rng.randint(10**11, 10**12))
+            + "-"
+            + str(rng.randint(10**12, 10**13))
+            + "-"
+            + pick(24)
+        ),
         lambda: "sk_live_" + pick(24),
         lambda: "AKIA" + pick(16).upper(),
         lambda: "hf_" + pick(34),
@@ -168,7 +175,7 @@ def run() -> int:
             elapsed = time.perf_counter() - started
             results.setdefault(case, {}).setdefault(name, []).append(size / elapsed / 1e6)
 
-    for name, (function, _) in contenders.items():  # warm caches (RE2's DFA) before measuring
+    for function, _ in contenders.values():  # warm caches (RE2's DFA) before measuring
         for text in small[:50] + dense_small[:50]:
             function(text)
     for _ in range(ROUNDS):

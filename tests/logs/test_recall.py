@@ -97,7 +97,9 @@ def test_controls_come_out_exactly_as_they_went_in(redactor: Redactor) -> None:
 def test_both_engines_give_the_same_output_on_the_whole_corpus() -> None:
     fast, pure = Redactor(engine="re2"), Redactor(engine="re")
     entries = load()
-    assert [fast.redact(entry["text"]) for entry in entries] == [pure.redact(entry["text"]) for entry in entries]
+    assert [fast.redact(entry["text"]) for entry in entries] == [
+        pure.redact(entry["text"]) for entry in entries
+    ]
 
 
 def test_redaction_of_the_corpus_is_idempotent() -> None:

@@ -62,8 +62,7 @@ _METADATA = frozenset(
         "attempts", "retries", "encoding", "algorithm", "alg", "kind", "schema", "param", "input",
         "id", "ids", "index", "timeout", "age", "lifetime", "duration", "flow", "grant", "audience",
         "issuer", "service", "server", "host", "port", "user", "username", "login", "email",
-        "status", "state", "result", "response", "request", "level", "score", "used", "usage",
-        "tokens", "storage", "backend", "handler", "class", "module", "config", "settings", "option",
+        "status", "state", "result", "response", "request", "level", "score", "used", "tokens", "storage", "backend", "handler", "class", "module", "config", "settings", "option",
     }
 )  # fmt: skip
 _AUTH_SKIP = frozenset(
@@ -75,7 +74,9 @@ _AUTH_SKIP = frozenset(
     }
 )  # fmt: skip
 _YAML_TAG = re.compile(r"![A-Za-z][A-Za-z0-9_]*(?: |$)")
-_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "ssws", "splunk", "apikey", "negotiate", "ntlm", "hmac"})
+_SCHEMES = frozenset(
+    {"bearer", "basic", "token", "digest", "ssws", "splunk", "apikey", "negotiate", "ntlm", "hmac"}
+)
 _NULL_WORDS = frozenset({"null", "None", "nil", "undefined", "true", "false", "|", ">", "|-", ">-"})
 _GLUED = re.compile(
     r"(?:api|access|auth|refresh|id|bearer|session|client|private|app|bot|user|service|deploy|personal"
@@ -157,7 +158,9 @@ _OPERATORS = (
 _CODE_OPERATORS = frozenset({":=", ".=", "+=", "=>", "string", "typed", ","})
 _QUERY_SEPARATORS = frozenset("?&")
 _TEMPLATE_RE = re.compile(r"\{\{|\$\{|\$\(|%\(|#\{|<%|\{%|\$\$")
-_SHELL_VAR = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?]|%[sdrifx]|\{[A-Za-z0-9_.]*\}|%[A-Za-z_][A-Za-z0-9_]*%")
+_SHELL_VAR = re.compile(
+    r"\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9@*#?]|%[sdrifx]|\{[A-Za-z0-9_.]*\}|%[A-Za-z_][A-Za-z0-9_]*%"
+)
 # A call, an index or a dotted name: code that names a value, not a literal.
 _CODE_REFERENCE = re.compile(
     r"(?:[A-Za-z_$][A-Za-z0-9_$]*\.)*[A-Za-z_$][A-Za-z0-9_$]*[(\[]"
@@ -165,18 +168,22 @@ _CODE_REFERENCE = re.compile(
 )
 _FRAGMENT_WORD = re.compile(_FRAGMENTS, re.IGNORECASE)
 _DECIDE = 256  # characters read to decide on a value; an accepted value is then taken whole
-_UNQUOTED = re.compile(r"[^ \t\r\n\f\v\"'`]{0,%d}" % _DECIDE)
+_WINDOW = f"{{0,{_DECIDE}}}"
+_UNQUOTED = re.compile(r"[^ \t\r\n\f\v\"'`]" + _WINDOW)
 _UNQUOTED_TAIL = re.compile(r"[^ \t\r\n\f\v\"'`]*")
-_LINE = re.compile(r"[^\r\n]{0,%d}" % _DECIDE)
+_LINE = re.compile(r"[^\r\n]" + _WINDOW)
 _LINE_TAIL = re.compile(r"[^\r\n]*")
-_XML_TEXT = re.compile(r"[^<\r\n]{0,%d}" % _DECIDE)
-_NEXT_PAIR = {"&": re.compile(r"&[A-Za-z_][A-Za-z0-9_.\-\[\]]{0,64}="), ";": re.compile(r";[ \t]*[A-Za-z_][A-Za-z0-9_ .\-]{0,64}=")}
-_QUOTE_BODIES = {
-    '"': re.compile(r'(?:[^"\\\r\n]|\\.){0,%d}' % _DECIDE),
-    "'": re.compile(r"(?:[^'\\\r\n]|\\.){0,%d}" % _DECIDE),
-    "`": re.compile(r"[^`\r\n]{0,%d}" % _DECIDE),
+_XML_TEXT = re.compile(r"[^<\r\n]" + _WINDOW)
+_NEXT_PAIR = {
+    "&": re.compile(r"&[A-Za-z_][A-Za-z0-9_.\-\[\]]{0,64}="),
+    ";": re.compile(r";[ \t]*[A-Za-z_][A-Za-z0-9_ .\-]{0,64}="),
 }
-_ESCAPED_QUOTE_BODY = re.compile(r"(?:[^\\\r\n]|\\[^\"]){0,%d}" % _DECIDE)
+_QUOTE_BODIES = {
+    '"': re.compile(r'(?:[^"\\\r\n]|\\.)' + _WINDOW),
+    "'": re.compile(r"(?:[^'\\\r\n]|\\.)" + _WINDOW),
+    "`": re.compile(r"[^`\r\n]" + _WINDOW),
+}
+_ESCAPED_QUOTE_BODY = re.compile(r"(?:[^\\\r\n]|\\[^\"])" + _WINDOW)
 _CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
 _SECRET_LOOKING = re.compile(r"[^\s]{8,}")
 
@@ -372,8 +379,14 @@ def _check_context(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     if kind_of_key == "care":
         if not _looks_random(value):
             return None
-    elif kind == ":" and not quoted and (
-        " = " in value or _YAML_TAG.match(value) or text[value_end : value_end + 3].lstrip(" \t").startswith("=")
+    elif (
+        kind == ":"
+        and not quoted
+        and (
+            " = " in value
+            or _YAML_TAG.match(value)
+            or text[value_end : value_end + 3].lstrip(" \t").startswith("=")
+        )
     ):
         return None  # token: Optional[str] = None (an annotation); token: !vault | (a YAML tag)
     elif kind_of_key == "auth":
@@ -441,7 +454,19 @@ CONTEXT_RULES: tuple[Rule, ...] = (
         "key_value",
         ("secret",),
         r"(?i)(" + _FRAGMENTS + r")[A-Za-z0-9_.\-]{0,64}" + _OPERATORS,
-        literals=("pass", "pwd", "secret", "token", "auth", "key", "credential", "cookie", "sess", "jwt", "bearer"),
+        literals=(
+            "pass",
+            "pwd",
+            "secret",
+            "token",
+            "auth",
+            "key",
+            "credential",
+            "cookie",
+            "sess",
+            "jwt",
+            "bearer",
+        ),
         icase=True,
         check=_check_context,
     ),

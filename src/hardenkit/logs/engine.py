@@ -194,27 +194,28 @@ class RedactionEngine:
             self.custom_patterns[name] = pattern
 
         # Users' own rules run first: they name what they find before a built-in rule does.
-        rules: list[Rule] = []
+        ordered: list[Rule] = []
         for rule in extra_rules:
             if not isinstance(rule, Rule):
                 raise ConfigurationError(
                     f"Redactor: rules takes Rule objects (e.g. from load_gitleaks()), got {rule!r}"
                 )
             if not off.intersection(rule.categories):
-                rules.append(rule)
+                ordered.append(rule)
                 self.categories |= set(rule.categories)
-        rules.extend(table)
+        ordered.extend(table)
         self.extra_rules: tuple[Rule, ...] = tuple(extra_rules)
 
         self._pem = "private_key" in self.categories
         self._compiled: list[_Compiled] = []
-        self._key_cache: dict[str, KeyKind] = {}
+        self._key_cache: dict[str, bool] = {}
+        self._kind_cache: dict[str, KeyKind] = {}
         self._set: Any = None
         self._raw_set: Any = None
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
         self._anchor: Any = None
-        for rule in rules:
+        for rule in ordered:
             regex: _Pattern
             try:
                 pure: re.Pattern[str] | None = re.compile(_sre_pattern(rule))
@@ -259,12 +260,9 @@ class RedactionEngine:
             # The wrapper re-encodes str on every call; ASCII bytes go to RE2 directly.
             self._raw_set = getattr(rset, "_set", None)
         # Python-re prefilters (rules without literal triggers), for might_contain.
-        self._pre: dict[str, re.Pattern[str]] = {}
-        for compiled in self._compiled:
-            try:
-                self._pre[compiled.rule.name] = re.compile(_prefilter_regex(compiled.rule))
-            except re.error:
-                self._pre[compiled.rule.name] = re.compile("")  # RE2-only: always a candidate
+        self._pre: dict[str, re.Pattern[str]] = {
+            compiled.rule.name: _python_prefilter(compiled.rule) for compiled in self._compiled
+        }
         self._needs_lower = any(c.rule.icase and c.literals for c in self._compiled)
         # Each distinct literal once, with the rules it triggers (the pure-Python prefilter).
         case: dict[str, list[int]] = {}
@@ -286,15 +284,23 @@ class RedactionEngine:
         )
 
     def secret_key(self, name: str) -> bool:
-        return self.key_kind(name) in ("secret", "auth")
+        # _key_cache (name -> bool) is read directly by the log filter's fast path.
+        cache = self._key_cache
+        known = cache.get(name)
+        if known is None:
+            known = self.key_kind(name) in ("secret", "auth")
+            if len(cache) >= 4096:  # key names are few; bound the cache anyway
+                cache.clear()
+            cache[name] = known
+        return known
 
     def key_kind(self, name: str) -> KeyKind:
         """How ``name`` makes its value secret (see :func:`.context.key_kind`), cached."""
-        cache = self._key_cache
+        cache = self._kind_cache
         if name in cache:
             return cache[name]
         known = key_kind(name, self.extra_keys)
-        if len(cache) >= 4096:  # key names are few; bound the cache anyway
+        if len(cache) >= 4096:
             cache.clear()
         cache[name] = known
         return known
@@ -314,7 +320,11 @@ class RedactionEngine:
             index = self._set_index
             if len(hits) == 1 and not self._always:
                 return [self._compiled[index[hits[0]]]]
-            chosen = sorted({index[i] for i in hits}.union(self._always)) if self._always else sorted(index[i] for i in hits)
+            chosen = (
+                sorted({index[i] for i in hits}.union(self._always))
+                if self._always
+                else sorted(index[i] for i in hits)
+            )
             return [self._compiled[i] for i in chosen]
         lowered = text.lower() if self._needs_lower else text
         hit: set[int] = set()
@@ -339,7 +349,9 @@ class RedactionEngine:
             return bool(self._always) or self._set.Match(text) is not None
         for compiled in self.candidates(text):
             # Literal triggers already matched; a rule without them must show its prefix.
-            if (compiled.literals and compiled.rule.pre is None) or self._pre[compiled.rule.name].search(text):
+            if (compiled.literals and compiled.rule.pre is None) or self._pre[compiled.rule.name].search(
+                text
+            ):
                 return True
         return False
 
@@ -562,6 +574,13 @@ def _sre_pattern(rule: Rule) -> str:
         return rule.pattern
     chars = "".join(sorted(rule.before))
     return f"(?<![{re.escape(chars)}])(?:{rule.pattern})"
+
+
+def _python_prefilter(rule: Rule) -> re.Pattern[str]:
+    try:
+        return re.compile(_prefilter_regex(rule))
+    except re.error:
+        return re.compile("")  # a user's RE2-only rule: always a candidate
 
 
 def _prefilter_regex(rule: Rule) -> str:

@@ -53,14 +53,16 @@ class GitleaksRules:
 
 
 def _toml() -> Any:
-    for name in ("tomllib", "tomli"):
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise ConfigurationError(
-        "load_gitleaks: reading TOML needs Python 3.11+ (tomllib) or the tomli package: pip install tomli"
-    )
+    try:
+        return importlib.import_module("tomllib")
+    except ModuleNotFoundError:
+        pass
+    try:
+        return importlib.import_module("tomli")  # Python 3.10 with tomli installed
+    except ModuleNotFoundError:
+        raise ConfigurationError(
+            "load_gitleaks: reading TOML needs Python 3.11+ (tomllib) or the tomli package: pip install tomli"
+        ) from None
 
 
 def load_gitleaks(
@@ -94,11 +96,15 @@ def parse_gitleaks(text: str, *, strict: bool = True, engine: str = "auto") -> G
     skipped: list[str] = []
     extend = document.get("extend")
     if isinstance(extend, Mapping) and extend.get("useDefault"):
-        skipped.append("[extend] useDefault: hardenkit does not ship gitleaks' default rules; load that file too")
+        skipped.append(
+            "[extend] useDefault: hardenkit does not ship gitleaks' default rules; load that file too"
+        )
     global_allow = _allowlist(document.get("allowlist"), compile_, "[allowlist]", errors)
     seen: set[str] = set()
     for index, table in enumerate(document.get("rules") or []):
-        rule_id = str(table.get("id") or f"rule-{index + 1}") if isinstance(table, Mapping) else f"rule-{index + 1}"
+        rule_id = (
+            str(table.get("id") or f"rule-{index + 1}") if isinstance(table, Mapping) else f"rule-{index + 1}"
+        )
         if not isinstance(table, Mapping):
             errors.append(f"{rule_id}: a [[rules]] entry must be a table")
             continue
@@ -118,7 +124,9 @@ def parse_gitleaks(text: str, *, strict: bool = True, engine: str = "auto") -> G
         stopwords = [word.lower() for entry in _allow_tables(table) for word in entry.get("stopwords") or []]
         stopwords += [word.lower() for word in (document.get("allowlist") or {}).get("stopwords") or []]
         secret_group = table.get("secretGroup")
-        group = int(secret_group) if isinstance(secret_group, int) and secret_group > 0 else (1 if groups else 0)
+        group = (
+            int(secret_group) if isinstance(secret_group, int) and secret_group > 0 else (1 if groups else 0)
+        )
         entropy = table.get("entropy")
         category = _category(rule_id)
         name = f"gitleaks:{rule_id}"
@@ -149,7 +157,9 @@ def parse_gitleaks(text: str, *, strict: bool = True, engine: str = "auto") -> G
 def _compiler(engine: str) -> Any:
     """A function that compiles a pattern and returns its number of groups."""
     if engine not in ("auto", "re2", "re"):
-        raise ConfigurationError(f"load_gitleaks: engine={engine!r} is not known; write 'auto', 're2' or 're'")
+        raise ConfigurationError(
+            f"load_gitleaks: engine={engine!r} is not known; write 'auto', 're2' or 're'"
+        )
     if engine != "re":
         try:
             re2 = importlib.import_module("re2")
@@ -173,9 +183,7 @@ def _allow_tables(table: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     single = table.get("allowlist")
     if isinstance(single, Mapping):
         tables.append(single)
-    for entry in table.get("allowlists") or []:
-        if isinstance(entry, Mapping):
-            tables.append(entry)
+    tables.extend(entry for entry in table.get("allowlists") or [] if isinstance(entry, Mapping))
     return tables
 
 
@@ -189,14 +197,17 @@ def _allowlists(table: Mapping[str, Any], compile_: Any, rule_id: str, errors: l
 def _allowlist(entry: Any, compile_: Any, where: str, errors: list[str]) -> list[re.Pattern[str]]:
     if not isinstance(entry, Mapping):
         return []
-    patterns: list[re.Pattern[str]] = []
-    for pattern in entry.get("regexes") or []:
-        try:
-            compile_(pattern)
-            patterns.append(re.compile(pattern))
-        except Exception as exc:
-            errors.append(f"{where}: allowlist regex {pattern!r} does not compile ({_message(exc)})")
-    return patterns
+    compiled = [_allow_regex(pattern, compile_, where, errors) for pattern in entry.get("regexes") or []]
+    return [pattern for pattern in compiled if pattern is not None]
+
+
+def _allow_regex(pattern: Any, compile_: Any, where: str, errors: list[str]) -> re.Pattern[str] | None:
+    try:
+        compile_(pattern)
+        return re.compile(pattern)
+    except Exception as exc:
+        errors.append(f"{where}: allowlist regex {pattern!r} does not compile ({_message(exc)})")
+        return None
 
 
 def _category(rule_id: str) -> str:

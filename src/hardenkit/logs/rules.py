@@ -595,4 +595,3 @@ BASE_RULES: tuple[Rule, ...] = (
         after=_WORD | {":"},
     ),
 )
-

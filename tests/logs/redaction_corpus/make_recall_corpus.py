@@ -84,7 +84,14 @@ Maker = Callable[[random.Random], "tuple[str, str] | str"]
 
 
 def t(*templates: str) -> list[Maker]:
-    return [lambda rng, tpl=tpl: fill(rng, tpl) for tpl in templates]
+    return [_template(tpl) for tpl in templates]
+
+
+def _template(template: str) -> Maker:
+    def make(rng: random.Random) -> str:
+        return fill(rng, template)
+
+    return make
 
 
 def url(template: str, secret: str) -> Maker:
@@ -107,7 +114,10 @@ def jwt(rng: random.Random) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
     header = b64({"alg": "RS256", "kid": fill(rng, "{b64u:43}")})
-    claims = {"iss": "kubernetes/serviceaccount", "sub": f"system:serviceaccount:default:{fill(rng, '{lo:8}')}"}
+    claims = {
+        "iss": "kubernetes/serviceaccount",
+        "sub": f"system:serviceaccount:default:{fill(rng, '{lo:8}')}",
+    }
     return f"{header}.{b64(claims)}.{fill(rng, '{b64u:342}')}"
 
 
@@ -322,7 +332,9 @@ HEADER_NAMES = ["X-Api-Key", "X-Auth-Token", "PRIVATE-TOKEN", "X-Vault-Token", "
 YAML_ENV = ["  {k}: {v}", "{K}={v}"]
 
 
-def family_entries(rng: random.Random, family: str, distinctive: bool, makers: list[Maker]) -> list[dict[str, Any]]:
+def family_entries(
+    rng: random.Random, family: str, distinctive: bool, makers: list[Maker]
+) -> list[dict[str, Any]]:
     entries = []
     index = 0
 
@@ -333,7 +345,9 @@ def family_entries(rng: random.Random, family: str, distinctive: bool, makers: l
         return made if isinstance(made, tuple) else (made, made)
 
     def add(shape: str, text: str, secret: str) -> None:
-        entries.append({"family": family, "shape": shape, "distinctive": distinctive, "text": text, "secrets": [secret]})
+        entries.append(
+            {"family": family, "shape": shape, "distinctive": distinctive, "text": text, "secrets": [secret]}
+        )
 
     for template in BARE:
         value, secret = token()
@@ -367,11 +381,11 @@ CONTROL_TEMPLATES: dict[str, list[str]] = {
         '{ip} - - [01/May/2026:12:00:{s:02d} +0000] "GET /api/v1/items/{n} HTTP/1.1" 200 {n2} "-" "Mozilla/5.0 (X11; Linux x86_64)"',
         "2026-05-01T12:00:{s:02d}.{ms:03d}Z INFO app.views request_id={uuid} method=GET path=/api/items/{n} status=200 duration_ms={f}",
         "2026-05-01 12:00:{s:02d},{ms:03d} WARNING failed to refresh token: connection refused (attempt {n3})",
-        "level=info msg=\"token expired, refreshing\" user_id={n} trace_id={hex32}",
+        'level=info msg="token expired, refreshing" user_id={n} trace_id={hex32}',
         "auth: token is expired by {n3}s",
         "token_type=Bearer expires_in=3600 scope=read:user",
         "max_tokens={n} temperature=0.{n3} model=gpt-4o-mini tokenizer=cl100k_base",
-        "password_hint=\"your first pet\" password_length={n3}",
+        'password_hint="your first pet" password_length={n3}',
         "token_count: {n} prompt_tokens: {n2} completion_tokens: {n3}",
         "auth_method=oauth2 auth_type=basic",
         "sort_key=created_at cache_key=user_{n} primary_key: id",
@@ -383,12 +397,12 @@ CONTROL_TEMPLATES: dict[str, list[str]] = {
         "pod api-{lo9}-{lo5} in namespace default is Running (restarts: {n3})",
         "pulled image registry.example.com/app@sha256:{hex64}",
         "GET /static/img/2018-250-xoxo-indieweb-{n3}.jpg 200 {n2}",
-        "etag=\"{hex32}\" last-modified=\"Fri, 01 May 2026 12:00:{s:02d} GMT\"",
+        'etag="{hex32}" last-modified="Fri, 01 May 2026 12:00:{s:02d} GMT"',
         "span_id={hex16} trace_id={hex32} parent_id={hex16}",
         "db query took {f}ms: SELECT id, email_verified FROM users WHERE id = {n}",
         "session started for user {n} (ttl 3600s)",
         "token_url=https://auth.example.com/oauth/token token_endpoint_auth_method=client_secret_basic",
-        "{{\"level\":\"info\",\"msg\":\"login ok\",\"user_id\":{n},\"auth\":\"none\",\"duration\":{f}}}",
+        '{{"level":"info","msg":"login ok","user_id":{n},"auth":"none","duration":{f}}}',
         "secret_name=db-credentials secret_namespace=prod",
         "version {n3}.{n3}.{n3} build {hex12} released",
         "warning: the key 'monkey' is deprecated; use 'turkey' instead",
@@ -410,14 +424,14 @@ CONTROL_TEMPLATES: dict[str, list[str]] = {
         "api_key = api_key or default_key",
         "return token, nil",
         "$password = $_POST['password'];",
-        "String password = System.getenv(\"DB_PASSWORD\");",
+        'String password = System.getenv("DB_PASSWORD");',
         "let token = localStorage.getItem('token');",
         "token: Optional[str] = None",
         "secret_key_base = Rails.application.credentials.secret_key_base",
         "def rotate_secret(secret_id: int) -> None:",
         "for key, value in sorted(items.items()):",
         "tokens = tokenizer.encode(text, max_tokens={n})",
-        "private_key_path = Path(\"/etc/ssl/private/server.key\")",
+        'private_key_path = Path("/etc/ssl/private/server.key")',
         "auth = HTTPBasicAuth(user, password)",
         "password_field = forms.CharField(widget=forms.PasswordInput)",
         "if (token == null) {{ throw new IllegalStateException(); }}",
@@ -509,7 +523,9 @@ def control_entries(rng: random.Random) -> list[dict[str, Any]]:
                 if text in seen:
                     continue
                 seen.add(text)
-                entries.append({"family": "control", "shape": kind, "distinctive": False, "text": text, "secrets": []})
+                entries.append(
+                    {"family": "control", "shape": kind, "distinctive": False, "text": text, "secrets": []}
+                )
     return entries
 
 
@@ -535,7 +551,9 @@ def recall_table(redact: Callable[[str], str], entries: list[dict[str, Any]]) ->
     for entry in entries:
         out = redact(entry["text"])
         family = entry["family"]
-        row = table.setdefault(family, {"distinctive": entry["distinctive"], "bare": [0, 0], "context": [0, 0], "changed": 0})
+        row = table.setdefault(
+            family, {"distinctive": entry["distinctive"], "bare": [0, 0], "context": [0, 0], "changed": 0}
+        )
         if family == "control":
             row["context"][1] += 1
             row["changed"] += out != entry["text"]
@@ -553,7 +571,9 @@ def main(argv: list[str]) -> int:
         from hardenkit.logs import Redactor
 
         table = recall_table(Redactor().redact, entries)
-        print("| family | prefix | bare (free text, JSON, query) | with context (assignments, headers, YAML/env) |")
+        print(
+            "| family | prefix | bare (free text, JSON, query) | with context (assignments, headers, YAML/env) |"
+        )
         print("|---|---|---:|---:|")
         for family, row in sorted(table.items()):
             if family == "control":
