@@ -212,6 +212,7 @@ class RedactionEngine:
         self._kind_cache: dict[str, KeyKind] = {}
         self._set: Any = None
         self._raw_set: Any = None
+        self._solo: list[tuple[int, Any, Any]] = []  # (index, RE2 matcher, compiled) of solo prefilters
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
         self._anchor: Any = None
@@ -249,6 +250,10 @@ class RedactionEngine:
             rset = re2_module.Set.SearchSet(options)
             for index, compiled in enumerate(self._compiled):
                 pre = _prefilter_regex(compiled.rule)
+                if compiled.rule.solo:
+                    solo = re2_module.compile(pre)
+                    self._solo.append((index, getattr(solo, "_regexp", None), solo))
+                    continue
                 try:
                     rset.Add(pre)
                 except re2_module.error:
@@ -315,16 +320,21 @@ class RedactionEngine:
                 hits = raw_set.Match(data)
             else:
                 hits = self._set.Match(data if data is not None else text)
-            if not hits:
-                return [self._compiled[i] for i in self._always]
             index = self._set_index
-            if len(hits) == 1 and not self._always:
-                return [self._compiled[index[hits[0]]]]
-            chosen = (
-                sorted({index[i] for i in hits}.union(self._always))
-                if self._always
-                else sorted(index[i] for i in hits)
-            )
+            extra = list(self._always)
+            for solo_index, matcher, solo in self._solo:
+                if matcher is not None and data is not None:
+                    if matcher.Match(self._anchor, data, 0, len(data))[0][0] >= 0:
+                        extra.append(solo_index)
+                elif solo.search(text) is not None:
+                    extra.append(solo_index)
+            if not extra:
+                if not hits:
+                    return []
+                if len(hits) == 1:
+                    return [self._compiled[index[hits[0]]]]
+                return [self._compiled[i] for i in sorted(index[i] for i in hits)]
+            chosen = sorted({index[i] for i in hits or ()}.union(extra))
             return [self._compiled[i] for i in chosen]
         lowered = text.lower() if self._needs_lower else text
         hit: set[int] = set()
@@ -334,11 +344,11 @@ class RedactionEngine:
         for literal, indices in self._icase_literals:
             if literal in lowered:
                 hit.update(indices)
-        long_enough = len(text) >= 40
+        pre = self._pre
         return [
             compiled
             for index, compiled in enumerate(self._compiled)
-            if index in hit or (not compiled.literals and (long_enough or compiled.rule.name != "aws_secret"))
+            if index in hit or (not compiled.literals and pre[compiled.rule.name].search(text) is not None)
         ]
 
     def might_contain(self, text: str) -> bool:
@@ -346,7 +356,7 @@ class RedactionEngine:
         if self._pem and "-----BEGIN" in text:
             return True
         if self._set is not None and _utf8_ok(text):
-            return bool(self._always) or self._set.Match(text) is not None
+            return bool(self._always) or bool(self.candidates(text))
         for compiled in self.candidates(text):
             # Literal triggers already matched; a rule without them must show its prefix.
             if (compiled.literals and compiled.rule.pre is None) or self._pre[compiled.rule.name].search(
