@@ -124,3 +124,18 @@ def test_high_entropy_mode_is_opt_in_and_skips_identifiers(engine: str) -> None:
     assert on.redact("commit=0123456789abcdef0123456789abcdef01234567") == (
         "commit=0123456789abcdef0123456789abcdef01234567"
     )
+
+
+def test_log_extras_under_star_key_names_are_judged_by_their_value() -> None:
+    import logging
+
+    from hardenkit.logs import RedactingFilter
+
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "ok", None, None)
+    record.cache_key = "user_42"
+    record.user_auth = "ab12CD34"
+    RedactingFilter(Redactor()).filter(record)
+    assert record.cache_key == "user_42"  # a *_key name whose value is a name, not a key
+    assert record.user_auth == "[REDACTED:secret]"
+    engine = Redactor()._engine
+    assert engine.secret_key("sort_key") is False and engine._key_cache["sort_key"] is False

@@ -30,7 +30,6 @@ __all__ = ["PROVIDER_RULES", "crc32_base62"]
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _AFTER_WORD = frozenset(_WORD)
 _AFTER_TOKEN = frozenset(_TOKEN_CHARS)
-_B64_CHARS = frozenset(_ALNUM | {"+", "/", "="})
 
 
 def crc32_base62(body: str) -> str:
