@@ -212,7 +212,8 @@ class RedactionEngine:
         self._kind_cache: dict[str, KeyKind] = {}
         self._set: Any = None
         self._raw_set: Any = None
-        self._solo: list[tuple[int, Any, Any]] = []  # (index, RE2 matcher, compiled) of solo prefilters
+        self._solo_set: Any = None  # a second, small RE2::Set for the rules marked solo
+        self._solo_index: list[int] = []
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
         self._anchor: Any = None
@@ -248,11 +249,12 @@ class RedactionEngine:
             options = re2_module.Options()
             options.max_mem = 64 << 20  # a Set of ~200 prefilters must not run out of DFA memory
             rset = re2_module.Set.SearchSet(options)
+            solo_set = re2_module.Set.SearchSet(options)
             for index, compiled in enumerate(self._compiled):
                 pre = _prefilter_regex(compiled.rule)
                 if compiled.rule.solo:
-                    solo = re2_module.compile(pre)
-                    self._solo.append((index, getattr(solo, "_regexp", None), solo))
+                    solo_set.Add(pre)
+                    self._solo_index.append(index)
                     continue
                 try:
                     rset.Add(pre)
@@ -262,6 +264,9 @@ class RedactionEngine:
                 self._set_index.append(index)
             rset.Compile()
             self._set = rset
+            if self._solo_index:
+                solo_set.Compile()
+                self._solo_set = solo_set
             # The wrapper re-encodes str on every call; ASCII bytes go to RE2 directly.
             self._raw_set = getattr(rset, "_set", None)
         # Python-re prefilters (rules without literal triggers), for might_contain.
@@ -322,12 +327,16 @@ class RedactionEngine:
                 hits = self._set.Match(data if data is not None else text)
             index = self._set_index
             extra = list(self._always)
-            for solo_index, matcher, solo in self._solo:
-                if matcher is not None and data is not None:
-                    if matcher.Match(self._anchor, data, 0, len(data))[0][0] >= 0:
-                        extra.append(solo_index)
-                elif solo.search(text) is not None:
-                    extra.append(solo_index)
+            solo_set = self._solo_set
+            if solo_set is not None:
+                raw_solo = getattr(solo_set, "_set", None)
+                solo_hits = (
+                    raw_solo.Match(data)
+                    if data is not None and raw_solo is not None
+                    else solo_set.Match(data if data is not None else text)
+                )
+                if solo_hits:
+                    extra.extend(self._solo_index[i] for i in solo_hits)
             if not extra:
                 if not hits:
                     return []
