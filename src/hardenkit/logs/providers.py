@@ -17,6 +17,7 @@ checksum holds: the format alone then vouches for it. Standard library only.
 
 from __future__ import annotations
 
+import base64
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,17 @@ def _check_random(category: str, *, digits: bool = True, cases: bool = True) -> 
         return category, start, end
 
     return check
+
+
+def _check_base64_pem(text: str, m: Any, engine: RedactionEngine) -> Verdict:
+    """Base64 of a PEM block: a private key, not a certificate (those are public)."""
+    start, end = m.span()
+    head = text[start : start + 80]
+    try:
+        decoded = base64.b64decode(head[: len(head) // 4 * 4]).decode("ascii", "replace")
+    except ValueError:
+        return None
+    return ("private_key", start, end) if "PRIVATE KEY" in decoded else None
 
 
 def _rule(
@@ -285,10 +297,11 @@ PROVIDER_RULES: tuple[Rule, ...] = (
     _rule("posthog_key", "posthog_key", r"ph[cx]_[A-Za-z0-9]{43}", "phc_", "phx_"),
     # -- monitoring and observability ------------------------------------------------------------
     _rule("grafana_cloud_token", "grafana_token", r"glc_[A-Za-z0-9+/]{32,400}={0,2}", "glc_"),
+    _rule("grafana_api_key", "grafana_token", r"eyJrIjoi[A-Za-z0-9+/_\-]{40,400}={0,2}", "eyJrIjoi"),
     _rule("grafana_service_account_token", "grafana_token", r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}", "glsa_"),
     _rule("sentry_auth_token", "sentry_token", r"(?:sntrys_eyJ[A-Za-z0-9+/=_\-]{60,400}|sntryu_[a-f0-9]{64})", "sntrys_", "sntryu_"),
     _rule("sentry_dsn_key", "sentry_token", r"([a-f0-9]{32})@o[0-9]{1,12}\.ingest\.", ".ingest.", check=_check_group1("sentry_token"), pre=r"@o[0-9]{1,12}\.ingest\.", after=_OPEN),
-    _rule("new_relic_key", "newrelic_key", r"NR(?:AK|II|IQ|JS)-[A-Za-z0-9]{19,27}", "NRAK-", "NRII-", "NRIQ-", "NRJS-"),
+    _rule("new_relic_key", "newrelic_key", r"NR(?:AK|AA|II|IQ|JS)-[A-Za-z0-9_\-]{19,40}", "NRAK-", "NRAA-", "NRII-", "NRIQ-", "NRJS-"),
     _rule("new_relic_license_key", "newrelic_key", r"[a-f0-9]{36}NRAL", "NRAL"),
     _rule("dynatrace_token", "dynatrace_token", r"dt0[a-z][0-9]{2}\.[A-Z0-9]{24}\.[A-Z0-9]{64}", "dt0"),
     _rule("honeycomb_key", "honeycomb_key", r"hc[a-z]{2}k_[a-z0-9]{58}", "hcaik_", "hcxik_", "hcamk_", "hcxmk_"),
@@ -297,6 +310,17 @@ PROVIDER_RULES: tuple[Rule, ...] = (
     _rule("splunk_hec_token", "splunk_token", r"Splunk [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "Splunk "),
     _rule("okta_api_token", "okta_token", r"SSWS 00[A-Za-z0-9_\-]{40}", "SSWS 00"),
     _rule("adafruit_io_key", "adafruit_key", r"aio_[A-Za-z0-9]{28}", "aio_", check=_check_random("adafruit_key", digits=False)),
+    # kubeconfig's client-key-data and other base64-wrapped PEM private keys ("-----BEGIN" in base64).
+    _rule(
+        "base64_private_key",
+        "private_key",
+        r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,400}",
+        "LS0tLS1CRUdJTi",
+        check=_check_base64_pem,
+        before=frozenset(_ALNUM | {"+", "/"}),
+        after=_OPEN,
+        extend=r"[A-Za-z0-9+/]*={0,2}",
+    ),
     # -- more services with documented prefixes ----------------------------------------------
     _rule("google_api_key", "google_api_key", r"AIza[0-9A-Za-z_\-]{35}", "AIza", before=frozenset(_ALNUM)),
     _rule("amazon_lwa_token", "amazon_lwa_token", r"Atz[ar]\|[A-Za-z0-9_\-]{100,400}", "Atza|", "Atzr|", after=_OPEN, extend=r"[A-Za-z0-9_\-]*"),

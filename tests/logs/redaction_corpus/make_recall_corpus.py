@@ -121,6 +121,15 @@ def jwt(rng: random.Random) -> str:
     return f"{header}.{b64(claims)}.{fill(rng, '{b64u:342}')}"
 
 
+def pem_base64(rng: random.Random) -> str:
+    """kubeconfig's client-key-data: a PEM private key, base64-encoded."""
+    import base64
+
+    body = "\n".join(fill(rng, "{b64:64}") for _ in range(4))
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
 # family -> (distinctive prefix?, makers). Formats as the providers document them.
 FAMILIES: dict[str, tuple[bool, list[Maker]]] = {
     "github": (True, [crc_token("ghp_"), crc_token("gho_"), crc_token("ghu_"), crc_token("ghs_"), crc_token("ghr_"), *t("github_pat_{an:22}_{an:59}")]),
@@ -254,15 +263,15 @@ FAMILIES: dict[str, tuple[bool, list[Maker]]] = {
     "twilio": (True, t("SK{hex:32}")),
     "segment": (True, t("sgp_{an:64}")),
     "posthog": (True, t("phx_{an:43}", "phc_{an:43}")),
-    "grafana": (True, t("glc_eyJ{b64:120}", "glsa_{an:32}_{hex:8}")),
+    "grafana": (True, t("glc_eyJ{b64:120}", "glsa_{an:32}_{hex:8}", "eyJrIjoi{an:60}")),
     "sentry": (True, [*t("sntrys_eyJ{b64:150}", "sntryu_{hex:64}"), url("https://<s>@o<o>.ingest.sentry.io/4506", "s={hex:32};o={d:6}")]),
-    "new_relic": (True, t("NRAK-{up:27}", "NRJS-{hex:19}", "NRIQ-{an:27}", "{hex:36}NRAL")),
+    "new_relic": (True, t("NRAK-{up:27}", "NRJS-{hex:19}", "NRIQ-{an:27}", "NRII-{b64u:32}", "{hex:36}NRAL")),
     "dynatrace": (True, t("dt0c01.{up:24}.{up:64}", "dt0s01.{up:24}.{up:64}")),
     "honeycomb": (True, t("hcaik_01{lo:56}", "hcxik_01{lo:56}")),
     "datadog_client": (True, t("pub{hex:32}")),
     "launchdarkly": (True, t("sdk-{uuid}", "mob-{uuid}")),
     "adafruit": (True, t("aio_{an:28}")),
-    "kubernetes": (True, [jwt]),
+    "kubernetes": (True, [jwt, lambda rng: pem_base64(rng)]),
     "okta": (True, [url("SSWS <s>", "s=00{b64u:40}")]),
     "splunk": (True, [url("Splunk <s>", "s={uuid}")]),
     # Formats without a prefix of their own: found by their key, header or URL, not bare.
