@@ -209,6 +209,10 @@ def test_every_assignment_syntax_hides_the_whole_value(redactor: Redactor, text:
         ("(password=abc123)", "(password=[REDACTED:secret])"),
         ('token := "Abc123Def456"', 'token := "[REDACTED:secret]"'),
         ("<apiToken>Abc123Def456</apiToken>", "<apiToken>[REDACTED:secret]</apiToken>"),
+        (
+            '{"credentials": {"user": "a", "password": "b"}}',
+            '{"credentials": {"user": "a", "password": "[REDACTED:secret]"}}',
+        ),
     ],
 )
 def test_values_end_where_their_syntax_says(redactor: Redactor, text: str, expected: str) -> None:
@@ -233,6 +237,7 @@ def test_values_end_where_their_syntax_says(redactor: Redactor, text: str, expec
         "sort_key=created_at cache_key=user_42",
         "secretary=Jane passport=pending",
         "token: Optional[str] = None",
+        "credentials: [primary, backup]",
     ],
 )
 def test_templates_references_and_words_are_left_whole(redactor: Redactor, text: str) -> None:

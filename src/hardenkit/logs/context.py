@@ -371,6 +371,8 @@ def _check_context(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     if value_end <= value_start:
         return None
     value = text[value_start:value_end]
+    if not quoted and value[0] in "{[" and not value.startswith("[REDACTED"):
+        return None  # a structure ({"user": …}, [a, b]): its own keys are judged one by one
     if value.lower() in _SCHEMES and text.startswith(" ", value_end):
         return None  # "Authorization: Bearer …": the header and bearer rules judge the credential
     code_style = kind in _CODE_OPERATORS or kind in ("flag", ",")
