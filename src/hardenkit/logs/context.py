@@ -71,8 +71,12 @@ _AUTH_SKIP = frozenset(
         "basic", "bearer", "digest", "ldap", "oauth", "oauth2", "saml", "oidc", "jwt", "token",
         "password", "apikey", "api_key", "disabled", "enabled", "anonymous", "public", "private",
         "internal", "external", "local", "sso", "mtls", "tls", "ntlm", "kerberos", "negotiate",
+        "ok", "success", "succeeded", "failed", "fail", "failure", "denied", "granted", "valid",
+        "invalid", "missing", "expired", "skipped", "pending",
     }
 )  # fmt: skip
+_ALREADY_HIDDEN = frozenset({"redacted", "filtered", "masked", "hidden", "removed", "omitted"})
+_MASKED = re.compile(r"[*xX•#.\-]{3,}")
 _YAML_TAG = re.compile(r"![A-Za-z][A-Za-z0-9_]*(?: |$)")
 _SCHEMES = frozenset(
     {"bearer", "basic", "token", "digest", "ssws", "splunk", "apikey", "negotiate", "ntlm", "hmac"}
@@ -236,7 +240,7 @@ def _is_reference(value: str, code: bool = False) -> bool:
         return True
     if _SHELL_VAR.fullmatch(value):
         return True
-    if value in _NULL_WORDS:
+    if value in _NULL_WORDS or value.lower() in _ALREADY_HIDDEN or _MASKED.fullmatch(value):
         return True
     if value.startswith("[REDACTED"):
         return True
