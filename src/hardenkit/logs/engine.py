@@ -213,6 +213,7 @@ class RedactionEngine:
         self._set: Any = None
         self._raw_set: Any = None
         self._solo_set: Any = None  # a second, small RE2::Set for the rules marked solo
+        self._raw_solo: Any = None
         self._solo_index: list[int] = []
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
@@ -267,6 +268,7 @@ class RedactionEngine:
             if self._solo_index:
                 solo_set.Compile()
                 self._solo_set = solo_set
+                self._raw_solo = getattr(solo_set, "_set", None)
             # The wrapper re-encodes str on every call; ASCII bytes go to RE2 directly.
             self._raw_set = getattr(rset, "_set", None)
         # Python-re prefilters (rules without literal triggers), for might_contain.
@@ -326,17 +328,17 @@ class RedactionEngine:
             else:
                 hits = self._set.Match(data if data is not None else text)
             index = self._set_index
-            extra = list(self._always)
+            extra = self._always
             solo_set = self._solo_set
             if solo_set is not None:
-                raw_solo = getattr(solo_set, "_set", None)
+                raw_solo = self._raw_solo
                 solo_hits = (
                     raw_solo.Match(data)
                     if data is not None and raw_solo is not None
                     else solo_set.Match(data if data is not None else text)
                 )
                 if solo_hits:
-                    extra.extend(self._solo_index[i] for i in solo_hits)
+                    extra = [*extra, *(self._solo_index[i] for i in solo_hits)]
             if not extra:
                 if not hits:
                     return []
