@@ -481,6 +481,8 @@ class RedactionEngine:
             if found is not None:
                 found.append((rule.name, category, value))
             cursor = value_end
+            if pos < cursor:  # matches starting inside the replaced value would be skipped anyway
+                pos = cursor
         if not pieces:
             return text
         pieces.append(text[cursor:])
