@@ -175,6 +175,8 @@ def test_tokens_the_issue_names_are_recognised_bare(redactor: Redactor, name: st
         ('System.setProperty("api.token", "ab12CD34ef56GH78")', "ab12CD34ef56GH78"),
         ("<apiToken>ab12CD34ef56GH78</apiToken>", "ab12CD34ef56GH78"),
         ('<add key="Password" value="ab12CD34ef56"/>', "ab12CD34ef56"),
+        ('<entry key="password">ab12CD34ef56</entry>', "ab12CD34ef56"),
+        ('<property name="db.password">ab12CD34ef56</property>', "ab12CD34ef56"),
         ("hf-cli --token ab12CD34ef56GH78 --force", "ab12CD34ef56GH78"),
         ("curl -u deploy:ab12CD34ef56 https://x.example", "ab12CD34ef56"),
         ("api_key=sk_ubb4yN3mzqGR2x8#P7r5&@*xC$utE", "P7r5&@*xC$utE"),

@@ -364,7 +364,11 @@ def _check_context(text: str, m: Any, engine: RedactionEngine) -> Verdict:
             return None
     elif kind in (",", "attribute") and not quoted_key:
         return None
-    elif kind == ">" and not (start > 0 and text[start - 1] == "<"):
+    elif (
+        kind == ">"
+        and not (start > 0 and text[start - 1] == "<")
+        and not _named_element(text, start, quoted_key)
+    ):
         return None
     elif kind == "=" and text.startswith("=", m.end()):
         return None  # == is a comparison
@@ -412,6 +416,14 @@ def _check_context(text: str, m: Any, engine: RedactionEngine) -> Verdict:
         grown = tail.match(text, value_end)
         value_end = grown.end() if grown is not None else value_end
     return "secret", value_start, value_end
+
+
+def _named_element(text: str, start: int, quoted_key: bool) -> bool:
+    """``<entry key="password">…</entry>``: the key is the element's ``key``/``name`` attribute."""
+    if not quoted_key or start < 6 or text[start - 1] not in "\"'":
+        return False
+    head = text[max(0, start - 6) : start - 1].lower()
+    return head.endswith(("key=", "name="))
 
 
 def _check_cli_user(text: str, m: Any, engine: RedactionEngine) -> Verdict:
