@@ -1,5 +1,6 @@
-"""Redaction throughput: hardenkit vs scrubadub vs logredactor, clean and hostile input.
+"""Redaction throughput: hardenkit vs scrubadub, detect-secrets and logredactor, clean, secret-dense and hostile input.
 
+    .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/bench_redact.py
 
 Contenders (one process, rounds interleaved, medians printed):
@@ -9,9 +10,13 @@ Contenders (one process, rounds interleaved, medians printed):
 * ``logredactor``: its ``RedactingFilter.redact`` given hardenkit's own rule patterns
   (same regexes, applied with ``re.sub`` one after the other, no checksums);
 * ``scrubadub``: ``Scrubber().clean`` with its default detectors;
-* ``scrubadub+patterns``: a Scrubber whose detectors are hardenkit's patterns.
+* ``scrubadub+patterns``: a Scrubber whose detectors are hardenkit's patterns;
+* ``detect-secrets``: ``scan_line`` with its default plugins (it finds secrets and does
+  not rewrite the line, so it does less work than a redactor).
 
-Inputs: mostly clean log lines (1 line in 50 carries a secret) and adversarial
+Inputs: mostly clean log lines (1 line in 50 carries a secret), secret-dense lines
+(every line carries a provider token or a secret key=value, in the formats of the
+recall corpus) and adversarial
 strings (runs of digits and spaces, repeated ``@`` and dots, long local parts,
 long base64 runs, unterminated key blocks, endless key names). scrubadub gets a
 smaller slice of each input (it is ~100x slower); MB/s normalises the sizes.
@@ -30,6 +35,8 @@ import logredactor
 import scrubadub
 import scrubadub.detectors
 import scrubadub.filth
+from detect_secrets.core.scan import scan_line
+from detect_secrets.settings import default_settings
 
 from hardenkit.logs import Redactor
 from hardenkit.logs.engine import RULES
@@ -50,6 +57,56 @@ def clean_lines(count: int) -> list[str]:
             line += rng.choice([" user=bob@example.com", " password=hunter2", " card=4111 1111 1111 1111"])
         lines.append(line)
     return lines
+
+
+def dense_lines(count: int) -> list[str]:
+    """Every line holds a secret: a provider token bare or in a JSON field, or a secret key=value."""
+    rng = random.Random(11)
+    alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+    def pick(n: int) -> str:
+        return "".join(rng.choice(alnum) for _ in range(n))
+
+    makers = [
+        lambda: "ghp_" + pick(36),
+        lambda: "glpat-" + pick(20),
+        lambda: (
+            "xoxb-"
+            + str(rng.randint(10**11, 10**12))
+            + "-"
+            + str(rng.randint(10**12, 10**13))
+            + "-"
+            + pick(24)
+        ),
+        lambda: "sk_live_" + pick(24),
+        lambda: "AKIA" + pick(16).upper(),
+        lambda: "hf_" + pick(34),
+        lambda: "npm_" + pick(36),
+        lambda: "dop_v1_" + "".join(rng.choice("0123456789abcdef") for _ in range(64)),
+        lambda: "SG." + pick(22) + "." + pick(43),
+        lambda: "sk-proj-" + pick(60),
+    ]
+    lines = []
+    for i in range(count):
+        token = rng.choice(makers)()
+        shape = i % 4
+        if shape == 0:
+            tail = f"upstream rejected {token} after 3 attempts"
+        elif shape == 1:
+            tail = f'payload={{"value": "{token}", "attempt": {i % 7}}}'
+        elif shape == 2:
+            tail = f"config loaded api_key={pick(rng.randint(12, 32))} region=eu-west-1"
+        else:
+            tail = f"GET /v1/export?ref={token}&page={i % 9} 200"
+        lines.append(
+            f"2026-05-01T12:{i % 60:02d}:{i % 59:02d}.{i % 1000:03d}Z WARN app.client "
+            f"request_id=3f2a9c1d-{i % 10000:04d}-4e5f-9a8b-7c6d5e4f3a2b {tail}"
+        )
+    return lines
+
+
+def detect_secrets_scan(text: str) -> object:
+    return list(scan_line(text))
 
 
 ADVERSARIAL = {
@@ -80,6 +137,11 @@ def make_scrubadub_with_patterns() -> scrubadub.Scrubber:
 
 
 def main() -> int:
+    with default_settings():  # detect-secrets reads its plugins from the active settings
+        return run()
+
+
+def run() -> int:
     fast = Redactor()
     pure = Redactor(engine="re")
     assert fast.engine == "re2", "install the re2 extra: pip install 'hardenkit[re2]'"
@@ -96,7 +158,10 @@ def main() -> int:
         "logredactor": (lr.redact, False),
         "scrubadub": (scrub.clean, True),
         "scrubadub+patterns": (scrub_patterns.clean, True),
+        "detect-secrets": (detect_secrets_scan, True),
     }
+    dense = dense_lines(12_000)
+    dense_small = dense[:300]
 
     results: dict[str, dict[str, list[float]]] = {}
 
@@ -110,8 +175,12 @@ def main() -> int:
             elapsed = time.perf_counter() - started
             results.setdefault(case, {}).setdefault(name, []).append(size / elapsed / 1e6)
 
+    for function, _ in contenders.values():  # warm caches (RE2's DFA) before measuring
+        for text in small[:50] + dense_small[:50]:
+            function(text)
     for _ in range(ROUNDS):
         measure("mostly clean lines", lines, small)
+        measure("secret-dense lines", dense, dense_small)
         for case, text in ADVERSARIAL.items():
             measure(case, [text], [text[:20_000]])
 
@@ -122,10 +191,11 @@ def main() -> int:
         row = f"{case:<20}" + "".join(f"{statistics.median(by_name[name]):20.2f}" for name in contenders)
         print(row)
     base = {case: statistics.median(by_name["hardenkit[re2]"]) for case, by_name in results.items()}
-    print("\nratio hardenkit[re2] / contender on mostly clean lines:")
-    for name in contenders:
-        value = statistics.median(results["mostly clean lines"][name])
-        print(f"  {name:<20} {base['mostly clean lines'] / value:8.1f}x")
+    for case in ("mostly clean lines", "secret-dense lines"):
+        print(f"\nratio hardenkit[re2] / contender on {case}:")
+        for name in contenders:
+            value = statistics.median(results[case][name])
+            print(f"  {name:<20} {base[case] / value:8.1f}x")
     return 0
 
 

@@ -9,7 +9,8 @@ Secrets and personal data never reach a log line::
     logging.getLogger("app").info("login for %s", "alice@example.com")
     # {"timestamp": "...Z", "level": "INFO", "logger": "app", "message": "login for [REDACTED:email]"}
 
-Modules: ``engine`` (the redaction rules and the scanner), ``redactor`` (Redactor),
+Modules: ``rules``, ``providers``, ``context``, ``catalog`` (the redaction rules),
+``engine`` (the scanner), ``gitleaks`` (loading a gitleaks configuration), ``redactor`` (Redactor),
 ``filters`` (RedactingFilter), ``formatting`` (formatters, configure_logging),
 ``urls`` (paths and queries redacted as the app decodes them), ``access``
 (AccessLogMiddleware), ``files`` and ``rotation`` (LogFileHandler: a log file

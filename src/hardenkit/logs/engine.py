@@ -27,26 +27,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from ..errors import ConfigurationError
-from .rules import (
-    _DIGITS,
-    _MARK,
-    CATEGORIES,
-    DEFAULT_CATEGORIES,
-    OPT_IN_CATEGORIES,
-    RULES,
-    Rule,
-    _bounded,
-    _check_group1,
-    _normalise_key,
-    _plain,
-    is_secret_key,
-    re2_available,
-)
+from .catalog import CATEGORIES, DEFAULT_CATEGORIES, OPT_IN_CATEGORIES, RULES
+from .context import KeyKind, _normalise_key, is_secret_key, key_kind
+from .rules import _DIGITS, _MARK, Rule, _bounded, _check_group1, _plain, re2_available
 
 __all__ = [
     "CATEGORIES",
     "DEFAULT_CATEGORIES",
     "OPT_IN_CATEGORIES",
+    "RULES",
     "Engine",
     "Mode",
     "RedactionEngine",
@@ -64,7 +53,30 @@ class _Match(Protocol):
 
 
 class _Pattern(Protocol):
-    def finditer(self, text: str) -> Iterator[Any]: ...
+    def search(self, text: str, pos: int = ...) -> Any: ...
+
+
+class _Spans:
+    """A match found by RE2 on ASCII bytes (offsets are the text's): what checks read of a match."""
+
+    __slots__ = ("_spans", "_text")
+
+    def __init__(self, text: str, spans: list[tuple[int, int]]) -> None:
+        self._text = text
+        self._spans = spans
+
+    def span(self, group: int = 0) -> tuple[int, int]:
+        return self._spans[group]
+
+    def start(self, group: int = 0) -> int:
+        return self._spans[group][0]
+
+    def end(self, group: int = 0) -> int:
+        return self._spans[group][1]
+
+    def group(self, group: int = 0) -> str | None:
+        start, end = self._spans[group]
+        return None if start < 0 else self._text[start:end]
 
 
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
@@ -78,6 +90,10 @@ class _Compiled:
     regex: _Pattern
     extend: re.Pattern[str] | None
     literals: tuple[str, ...]
+    #: RE2's own matcher, called on ASCII bytes without the wrapper's per-call re-encoding.
+    raw: Any = None
+    #: The Python-re twin (None for a user's rule only RE2 compiles).
+    pure: re.Pattern[str] | None = None
 
 
 class RedactionEngine:
@@ -94,7 +110,9 @@ class RedactionEngine:
         keys: Iterable[str] = (),
         key: str | bytes | None = None,
         engine: Engine = "auto",
+        rules: Iterable[Rule] = (),
     ) -> None:
+        extra_rules = list(rules)
         if mode not in ("mask", "hash", "partial"):
             raise ConfigurationError(
                 f"Redactor: mode={mode!r} is not known; write 'mask', 'hash' or 'partial'"
@@ -110,7 +128,8 @@ class RedactionEngine:
                 )
         chosen |= set(enable)
         off = set(_strings(disable, "disable"))
-        unknown_off = sorted(off - known - set(patterns or {}))
+        own = {category for rule in extra_rules if isinstance(rule, Rule) for category in rule.categories}
+        unknown_off = sorted(off - known - set(patterns or {}) - own)
         if unknown_off:
             raise ConfigurationError(
                 f"Redactor: disable has unknown categories {unknown_off}; known: {', '.join(CATEGORIES)}"
@@ -148,9 +167,9 @@ class RedactionEngine:
         self.engine_name: str = "re2" if re2_module is not None else "re"
 
         self.custom_patterns: dict[str, str] = {}
-        rules = [rule for rule in RULES if self.categories.intersection(rule.categories)]
+        table = [rule for rule in RULES if self.categories.intersection(rule.categories)]
         if self.extra_keys:
-            rules = [_with_extra_keys(rule, keys) if rule.name == "key_value" else rule for rule in rules]
+            table = [_with_extra_keys(rule, keys) if rule.name == "key_value" else rule for rule in table]
         for name, pattern in (patterns or {}).items():
             if not isinstance(name, str) or not _CUSTOM_NAME.match(name):
                 raise ConfigurationError(
@@ -166,7 +185,7 @@ class RedactionEngine:
                 groups = re.compile(pattern).groups
             except (re.error, TypeError) as exc:
                 raise ConfigurationError(f"Redactor: pattern {name!r} does not compile: {exc}") from None
-            rules.append(
+            table.append(
                 Rule(
                     f"custom:{name}", (name,), pattern, check=_check_group1(name) if groups else _plain(name)
                 )
@@ -174,32 +193,70 @@ class RedactionEngine:
             self.categories |= {name}
             self.custom_patterns[name] = pattern
 
+        # Users' own rules run first: they name what they find before a built-in rule does.
+        ordered: list[Rule] = []
+        for rule in extra_rules:
+            if not isinstance(rule, Rule):
+                raise ConfigurationError(
+                    f"Redactor: rules takes Rule objects (e.g. from load_gitleaks()), got {rule!r}"
+                )
+            if not off.intersection(rule.categories):
+                ordered.append(rule)
+                self.categories |= set(rule.categories)
+        ordered.extend(table)
+        self.extra_rules: tuple[Rule, ...] = tuple(extra_rules)
+
         self._pem = "private_key" in self.categories
         self._compiled: list[_Compiled] = []
-        # Python-re twins of the rules, for text RE2 cannot take (lone surrogates).
-        self._pure: list[_Compiled] = []
         self._key_cache: dict[str, bool] = {}
+        self._kind_cache: dict[str, KeyKind] = {}
         self._set: Any = None
+        self._raw_set: Any = None
+        self._solo_set: Any = None  # a second, small RE2::Set for the rules marked solo
+        self._raw_solo: Any = None
+        self._solo_index: list[int] = []
         self._set_index: list[int] = []  # set id -> index in _compiled
         self._always: list[int] = []  # rules the prefilter cannot vouch for
-        for rule in rules:
+        self._anchor: Any = None
+        for rule in ordered:
             regex: _Pattern
+            try:
+                pure: re.Pattern[str] | None = re.compile(_sre_pattern(rule))
+            except re.error:
+                pure = None
+            raw: Any = None
             if re2_module is not None:
                 try:
                     regex = re2_module.compile(rule.pattern)
+                    raw = getattr(regex, "_regexp", None)
                 except re2_module.error:
+                    if pure is None:
+                        raise ConfigurationError(
+                            f"Redactor: rule {rule.name!r} compiles neither in RE2 nor in Python's re"
+                        ) from None
                     # A custom pattern outside RE2's syntax (look-around...): Python's re.
                     regex = re.compile(rule.pattern)
+            elif pure is None:
+                raise ConfigurationError(
+                    f"Redactor: rule {rule.name!r} needs RE2 syntax; pip install 'hardenkit[re2]'"
+                )
             else:
-                regex = re.compile(_sre_pattern(rule))
+                regex = pure
             literals = tuple(lit.lower() for lit in rule.literals) if rule.icase else rule.literals
             extend = re.compile(rule.extend) if rule.extend else None
-            self._compiled.append(_Compiled(rule, regex, extend, literals))
-            self._pure.append(_Compiled(rule, re.compile(_sre_pattern(rule)), extend, literals))
+            self._compiled.append(_Compiled(rule, regex, extend, literals, raw, pure))
         if re2_module is not None:
-            rset = re2_module.Set.SearchSet()
+            self._anchor = getattr(getattr(re2_module, "_Anchor", None), "UNANCHORED", None)
+            options = re2_module.Options()
+            options.max_mem = 64 << 20  # a Set of ~200 prefilters must not run out of DFA memory
+            rset = re2_module.Set.SearchSet(options)
+            solo_set = re2_module.Set.SearchSet(options)
             for index, compiled in enumerate(self._compiled):
                 pre = _prefilter_regex(compiled.rule)
+                if compiled.rule.solo:
+                    solo_set.Add(pre)
+                    self._solo_index.append(index)
+                    continue
                 try:
                     rset.Add(pre)
                 except re2_module.error:
@@ -208,16 +265,25 @@ class RedactionEngine:
                 self._set_index.append(index)
             rset.Compile()
             self._set = rset
+            if self._solo_index:
+                solo_set.Compile()
+                self._solo_set = solo_set
+                self._raw_solo = getattr(solo_set, "_set", None)
+            # The wrapper re-encodes str on every call; ASCII bytes go to RE2 directly.
+            self._raw_set = getattr(rset, "_set", None)
         # Python-re prefilters (rules without literal triggers), for might_contain.
         self._pre: dict[str, re.Pattern[str]] = {
-            c.rule.name: re.compile(_prefilter_regex(c.rule)) for c in self._pure or self._compiled
+            compiled.rule.name: _python_prefilter(compiled.rule) for compiled in self._compiled
         }
         self._needs_lower = any(c.rule.icase and c.literals for c in self._compiled)
-        self._literal_table: list[tuple[str, bool, int]] = [
-            (literal, compiled.rule.icase, index)
-            for index, compiled in enumerate(self._compiled)
-            for literal in compiled.literals
-        ]
+        # Each distinct literal once, with the rules it triggers (the pure-Python prefilter).
+        case: dict[str, list[int]] = {}
+        icase: dict[str, list[int]] = {}
+        for index, compiled in enumerate(self._compiled):
+            for literal in compiled.literals:
+                (icase if compiled.rule.icase else case).setdefault(literal, []).append(index)
+        self._case_literals = [(literal, tuple(indices)) for literal, indices in case.items()]
+        self._icase_literals = [(literal, tuple(indices)) for literal, indices in icase.items()]
 
     # -- the public operations -------------------------------------------------------
     def covers(self, other: RedactionEngine) -> bool:
@@ -226,35 +292,74 @@ class RedactionEngine:
             self.categories >= other.categories
             and self.extra_keys >= other.extra_keys
             and self.custom_patterns.items() >= other.custom_patterns.items()
+            and set(self.extra_rules) >= set(other.extra_rules)
         )
 
     def secret_key(self, name: str) -> bool:
+        # _key_cache (name -> bool) is read directly by the log filter's fast path.
         cache = self._key_cache
         known = cache.get(name)
         if known is None:
-            known = is_secret_key(name, self.extra_keys)
+            known = self.key_kind(name) in ("secret", "auth")
             if len(cache) >= 4096:  # key names are few; bound the cache anyway
                 cache.clear()
             cache[name] = known
         return known
 
-    def candidates(self, text: str) -> list[_Compiled]:
-        """The rules that may match ``text`` (the prefilter)."""
-        if self._set is not None and _utf8_ok(text):
-            hits = self._set.Match(text)
-            chosen = sorted({self._set_index[i] for i in hits} | set(self._always)) if hits else self._always
+    def key_kind(self, name: str) -> KeyKind:
+        """How ``name`` makes its value secret (see :func:`.context.key_kind`), cached."""
+        cache = self._kind_cache
+        if name in cache:
+            return cache[name]
+        known = key_kind(name, self.extra_keys)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[name] = known
+        return known
+
+    def candidates(self, text: str, data: bytes | None = None) -> list[_Compiled]:
+        """The rules that may match ``text`` (the prefilter); ``data``: its ASCII bytes."""
+        if self._set is not None and (data is not None or _utf8_ok(text)):
+            if data is None and text.isascii():
+                data = text.encode("ascii")
+            raw_set = self._raw_set
+            if data is not None and raw_set is not None:
+                hits = raw_set.Match(data)
+            else:
+                hits = self._set.Match(data if data is not None else text)
+            index = self._set_index
+            extra = self._always
+            solo_set = self._solo_set
+            if solo_set is not None:
+                raw_solo = self._raw_solo
+                solo_hits = (
+                    raw_solo.Match(data)
+                    if data is not None and raw_solo is not None
+                    else solo_set.Match(data if data is not None else text)
+                )
+                if solo_hits:
+                    extra = [*extra, *(self._solo_index[i] for i in solo_hits)]
+            if not extra:
+                if not hits:
+                    return []
+                if len(hits) == 1:
+                    return [self._compiled[index[hits[0]]]]
+                return [self._compiled[i] for i in sorted(index[i] for i in hits)]
+            chosen = sorted({index[i] for i in hits or ()}.union(extra))
             return [self._compiled[i] for i in chosen]
-        compiled_list = self._pure if self._set is not None else self._compiled
         lowered = text.lower() if self._needs_lower else text
         hit: set[int] = set()
-        for literal, icase, index in self._literal_table:
-            if index not in hit and literal in (lowered if icase else text):
-                hit.add(index)
-        long_enough = len(text) >= 40
+        for literal, indices in self._case_literals:
+            if literal in text:
+                hit.update(indices)
+        for literal, indices in self._icase_literals:
+            if literal in lowered:
+                hit.update(indices)
+        pre = self._pre
         return [
             compiled
-            for index, compiled in enumerate(compiled_list)
-            if index in hit or (not compiled.literals and (long_enough or compiled.rule.name != "aws_secret"))
+            for index, compiled in enumerate(self._compiled)
+            if index in hit or (not compiled.literals and pre[compiled.rule.name].search(text) is not None)
         ]
 
     def might_contain(self, text: str) -> bool:
@@ -262,55 +367,122 @@ class RedactionEngine:
         if self._pem and "-----BEGIN" in text:
             return True
         if self._set is not None and _utf8_ok(text):
-            return bool(self._always) or self._set.Match(text) is not None
+            return bool(self._always) or bool(self.candidates(text))
         for compiled in self.candidates(text):
             # Literal triggers already matched; a rule without them must show its prefix.
-            if compiled.literals or self._pre[compiled.rule.name].search(text):
+            if (compiled.literals and compiled.rule.pre is None) or self._pre[compiled.rule.name].search(
+                text
+            ):
                 return True
         return False
 
     def redact(self, text: str) -> str:
         if self._pem and "-----BEGIN" in text:
             text = self._redact_pem(text)
-        for compiled in self.candidates(text):
-            text = self._apply(compiled, text)
-        return text
+        return self._run(text, None)
+
+    def findings(self, text: str) -> list[tuple[str, str, str]]:
+        """``(rule id, category, value)`` for each value :meth:`redact` would replace, rule by rule."""
+        found: list[tuple[str, str, str]] = []
+        if self._pem and "-----BEGIN" in text:
+            text = self._redact_pem(text)
+        self._run(text, found)
+        return found
 
     # -- internals -------------------------------------------------------------------
-    def _apply(self, compiled: _Compiled, text: str) -> str:
+    def _run(self, text: str, found: list[tuple[str, str, str]] | None) -> str:
+        # ASCII text goes to RE2 as bytes, encoded once per change rather than once per call.
+        data = text.encode("ascii") if self._anchor is not None and text.isascii() else None
+        for compiled in self.candidates(text, data):
+            changed = self._apply(compiled, text, found, data)
+            if changed is not text:
+                text = changed
+                data = text.encode("ascii") if data is not None and text.isascii() else None
+        return text
+
+    def _searcher(self, compiled: _Compiled, text: str, data: bytes | None = None) -> Callable[[int], Any]:
+        """``search(pos)`` for one rule on one text: RE2 on ASCII bytes, else Python's re twin."""
+        raw = compiled.raw
+        if raw is not None and self._anchor is not None and (data is not None or text.isascii()):
+            if data is None:
+                data = text.encode("ascii")
+            size = len(data)
+            anchor = self._anchor
+            match = raw.Match
+
+            def search_raw(pos: int) -> Any:
+                spans = match(anchor, data, pos, size)
+                return None if spans[0][0] < 0 else _Spans(text, spans)
+
+            return search_raw
+        regex: Any = compiled.pure if compiled.pure is not None else compiled.regex
+        return lambda pos: regex.search(text, pos)
+
+    def _apply(
+        self,
+        compiled: _Compiled,
+        text: str,
+        found: list[tuple[str, str, str]] | None = None,
+        data: bytes | None = None,
+    ) -> str:
         rule = compiled.rule
         check = rule.check or _plain(rule.categories[0])
+        raw = compiled.raw if data is not None and self._anchor is not None else None
+        search = self._searcher(compiled, text, data) if raw is None else None
+        raw_match = raw.Match if raw is not None else None
+        anchor = self._anchor
         pieces: list[str] = []
         cursor = 0
-        for m in compiled.regex.finditer(text):
-            if m.start() < cursor:
+        pos = 0
+        size = len(text)
+        before = rule.before
+        while pos <= size:
+            if raw_match is not None:
+                spans = raw_match(anchor, data, pos, size)
+                if spans[0][0] < 0:
+                    break
+                m: Any = _Spans(text, spans)
+                start, end = spans[0]
+            else:
+                assert search is not None
+                m = search(pos)
+                if m is None:
+                    break
+                start, end = m.span()
+            pos = end if end > start else start + 1
+            if start < cursor:
                 continue
-            if (
-                rule.before
-                and m.start() > 0
-                and text[m.start() - 1] in rule.before
-                and rule.group == 0
-                and not rule.inside
-            ):
+            if before and start > 0 and text[start - 1] in before and rule.group == 0 and not rule.inside:
+                if rule.guard:
+                    pos = _next_start(text, start, before)
                 continue
             verdict = check(text, m, self)
             if verdict is None:
                 continue
-            category, start, end = verdict
-            if category not in self.categories or start < cursor:
+            category, value_start, value_end = verdict
+            if category not in self.categories or value_start < cursor:
                 continue
-            if compiled.extend is not None and end == m.end():
-                grown = compiled.extend.match(text, end)
+            if compiled.extend is not None and value_end == end:
+                grown = compiled.extend.match(text, value_end)
                 if grown is not None:
-                    end = grown.end()
-            if not _bounded(text, start, end, rule):
+                    value_end = grown.end()
+            if not _bounded(text, value_start, value_end, rule):
+                if rule.guard:
+                    # Python's re (with the guard's look-behind) goes on with the next start
+                    # the guard allows, even inside this match; RE2 must look there too, or the
+                    # engines disagree and a second pass finds what the first skipped.
+                    pos = _next_start(text, start, before)
                 continue
-            value = text[start:end]
+            value = text[value_start:value_end]
             if value.startswith(_MARK):
                 continue
-            pieces.append(text[cursor:start])
+            pieces.append(text[cursor:value_start])
             pieces.append(self.token(category, value))
-            cursor = end
+            if found is not None:
+                found.append((rule.name, category, value))
+            cursor = value_end
+            if pos < cursor:  # matches starting inside the replaced value would be skipped anyway
+                pos = cursor
         if not pieces:
             return text
         pieces.append(text[cursor:])
@@ -373,6 +545,15 @@ class RedactionEngine:
             yield one(line)
 
 
+def _next_start(text: str, start: int, before: frozenset[str]) -> int:
+    """The first position after ``start`` that is not preceded by a ``before`` character."""
+    pos = start + 1
+    size = len(text)
+    while pos < size and text[pos - 1] in before:
+        pos += 1
+    return pos
+
+
 def _utf8_ok(text: str) -> bool:
     """RE2 sees UTF-8: a lone surrogate (undecodable input bytes) sends the text to Python's re."""
     if text.isascii():
@@ -416,6 +597,13 @@ def _sre_pattern(rule: Rule) -> str:
         return rule.pattern
     chars = "".join(sorted(rule.before))
     return f"(?<![{re.escape(chars)}])(?:{rule.pattern})"
+
+
+def _python_prefilter(rule: Rule) -> re.Pattern[str]:
+    try:
+        return re.compile(_prefilter_regex(rule))
+    except re.error:
+        return re.compile("")  # a user's RE2-only rule: always a candidate
 
 
 def _prefilter_regex(rule: Rule) -> str:

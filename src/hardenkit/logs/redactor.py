@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .engine import Engine, Mode, RedactionEngine
-from .rules import _MARK, PLACEHOLDER_ERROR
+from .rules import _MARK, PLACEHOLDER_ERROR, Rule
 
 __all__ = ["Redactor"]
 
@@ -31,7 +31,8 @@ class Redactor:
     lines without being exposed (key from ``key=`` or ``HARDENKIT_REDACT_KEY``,
     else a random per-process key); ``"partial"`` keeps the last four digits of
     cards. ``categories``/``enable``/``disable`` choose what is found (``"ip"`` is
-    opt-in), ``patterns`` adds named regexes, ``keys`` adds secret key names.
+    opt-in), ``patterns`` adds named regexes, ``keys`` adds secret key names,
+    ``rules`` adds rule objects (a gitleaks configuration's, see ``logs.gitleaks``).
 
     Both methods never raise: on an internal error the value is replaced by
     ``[REDACTED:error]``, never passed through.
@@ -49,6 +50,7 @@ class Redactor:
         key: str | bytes | None = None,
         engine: Engine = "auto",
         max_depth: int = 32,
+        rules: Iterable[Rule] = (),
     ) -> None:
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
             raise ConfigurationError(f"Redactor: max_depth must be a whole number >= 1, got {max_depth!r}")
@@ -61,6 +63,7 @@ class Redactor:
             keys=keys,
             key=key,
             engine=engine,
+            rules=rules,  # users' own Rule objects, e.g. hardenkit.logs.gitleaks.load_gitleaks(...).rules
         )
         self.max_depth = max_depth
 

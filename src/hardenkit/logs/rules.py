@@ -1,8 +1,9 @@
-"""The built-in redaction rules: secret key names, the rule table, and the checks that confirm a match.
+"""The rule type and the rules for personal data and generic credentials, with the checks that confirm a match.
 
 Every pattern is written in the common subset of Python's ``re`` and RE2 (see
-:mod:`.engine`). This module is long because the rule table is one table: a
-reader looks a category up in one place. Standard library only.
+:mod:`.engine`). Provider token formats live in :mod:`.providers`, key=value
+contexts in :mod:`.context`; :mod:`.catalog` puts the table together.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -31,63 +32,6 @@ def re2_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-# -- key names ------------------------------------------------------------------------
-
-#: Key names whose value is a secret whatever it looks like (compared on letters and
-#: digits only, so ``api_key``, ``api-key`` and ``apiKey`` are the same name). A key
-#: is secret when its last words are one of these names: ``db_password`` and
-#: ``accessToken`` are, ``tokenizer`` and ``credit`` are not.
-SECRET_KEY_NAMES: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "clientsecret",
-    "authorization",
-    "cookie",
-    "setcookie",
-    "session",
-    "sessionid",
-    "sessid",
-    "passphrase",
-    "credential",
-    "credentials",
-)
-
-_KEY_NAME_RE = (
-    r"password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|"
-    r"client[_\-]?secret|proxy-authorization|authorization|set-cookie|cookie|session[_\-]?id|"
-    r"session|sessid|passphrase|credentials?"
-)
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-_WORD_SPLIT = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])|[a-z0-9]+")
-
-
-def _normalise_key(name: str) -> str:
-    return _NON_ALNUM.sub("", name.lower())
-
-
-def is_secret_key(name: str, extra: frozenset[str] = frozenset()) -> bool:
-    """True when ``name`` (a dict key, a ``key=value`` key) names a secret by its last words."""
-    if not name or len(name) > 128:
-        return False
-    words = [word.lower() for word in _WORD_SPLIT.findall(name)]
-    names = extra | _SECRET_NAMES
-    # Try every suffix of whole words: "db_password" -> "password", "aws_secret_access_key"
-    # -> "accesskey"; a name inside a word ("tokenizer") never matches.
-    for index in range(len(words)):
-        if "".join(words[index:]) in names:
-            return True
-    return False
-
-
-_SECRET_NAMES = frozenset(SECRET_KEY_NAMES)
 
 
 # -- checks -------------------------------------------------------------------------
@@ -140,6 +84,9 @@ class Rule:
     #: The check also sees matches that start right after a ``before`` character (it
     #: looks for a value inside them: a card after ``ref42 ``).
     inside: bool = False
+    #: Run the prefilter on its own instead of in the shared RE2::Set: counted runs in it
+    #: would multiply the set's DFA states on text full of random tokens.
+    solo: bool = False
 
 
 def _plain(category: str) -> Check:
@@ -360,12 +307,15 @@ def _check_aws_secret(text: str, m: Any, engine: RedactionEngine) -> Verdict:
         return None
     # Without "/" or "+" a 40-character token could be anything (a request id): only
     # take it after an AWS marker on the same line.
-    if "/" not in value and "+" not in value and not _aws_marker_before(text, start):
+    if _AWS_SEPARATED.search(value) is None and not _aws_marker_before(text, start):
         return None
     return "aws_secret", start, end
 
 
 _AWS_MARKER = re.compile(r"aws|akia|asia", re.IGNORECASE)
+# A "/" or "+" next to a run of 8 letters and digits: how base64 secret keys look, not paths.
+_AWS_SEPARATED_RUN = r"[A-Za-z0-9]{8}[/+]|[/+][A-Za-z0-9]{8}"
+_AWS_SEPARATED = re.compile(_AWS_SEPARATED_RUN)
 _PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9_]{1,40}(?::[^\]\s]{1,20})?\]")
 _NEWLINE = re.compile("\n")
 _aws_markers = threading.local()
@@ -402,8 +352,8 @@ def _aws_marker_before(text: str, start: int) -> bool:
 def _check_bearer(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     start, end = m.span(2)
     value = text[start:end]
-    if len(value) < 8:
-        return None
+    if len(value) < 8 or "=" in value.rstrip("=") or (value.endswith("=") and text[end : end + 1].isalnum()):
+        return None  # too short, or "Bearer expires_in=3600": a key=value pair, not a credential
     # "Basic information" is English, "Basic dXNlcjpwYXNz" is a credential.
     looks_random = (
         any(char in _DIGITS for char in value)
@@ -424,6 +374,8 @@ _SCHEME_CHARS = _ALNUM | set("+.-")
 
 
 def _check_url_password(text: str, m: Any, engine: RedactionEngine) -> Verdict:
+    if _MARK in text[m.start() : m.end()]:
+        return None  # parts already redacted by a later rule: a second pass must not see a new password
     scheme_end = m.span()[0]
     scheme_start = scheme_end
     while scheme_start > 0 and scheme_end - scheme_start < 32 and text[scheme_start - 1] in _SCHEME_CHARS:
@@ -437,27 +389,9 @@ def _check_url_password(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     return category, start, end
 
 
-def _check_key_value(text: str, m: Any, engine: RedactionEngine) -> Verdict:
-    key_start, key_end = m.span(1)
-    # The whole key: walk back over key characters (bounded).
-    start = key_start
-    while start > 0 and key_start - start < 64 and text[start - 1] in _KEY_CHARS:
-        start -= 1
-    if start > 0 and text[start - 1] in _KEY_CHARS:
-        return None
-    if not engine.secret_key(text[start:key_end]):
-        return None
-    for group in (3, 4, 5):
-        value_start, value_end = m.span(group)
-        if value_start >= 0:
-            break
-    else:  # pragma: no cover - the pattern always sets one of the three groups
-        return None
-    if value_end == m.end():
-        value_end = _tail_end(_VALUE_TAILS[group - 3], text, value_end)
-    if value_end == value_start:
-        return None
-    return "secret", value_start, value_end
+_HEADER_REFERENCE = re.compile(
+    r"(?:[A-Za-z]{2,12}[ \t]+)?(?:\{\{|\$\{|\$\(|%\(|<%|\$[A-Za-z_][A-Za-z0-9_]*(?:[\"' \t\r\n]|$)|<[A-Za-z_][A-Za-z0-9_ \-]*>)"
+)
 
 
 def _check_header(text: str, m: Any, engine: RedactionEngine) -> Verdict:
@@ -469,16 +403,13 @@ def _check_header(text: str, m: Any, engine: RedactionEngine) -> Verdict:
     for group in (3, 4, 5):
         value_start, value_end = m.span(group)
         if value_start >= 0:
+            if _HEADER_REFERENCE.match(text, value_start, min(len(text), value_start + 200)):
+                return None  # Authorization: Bearer $TOKEN, {{ token }}: a reference, not a value
             if value_end == m.end():
                 tail = _VALUE_TAILS[group - 3] if group < 5 else _LINE_TAIL
                 value_end = _tail_end(tail, text, value_end)
             return category, value_start, value_end
     return None  # pragma: no cover - the pattern always sets one of the three groups
-
-
-def _check_slack_webhook(text: str, m: Any, engine: RedactionEngine) -> Verdict:
-    start, end = m.span(1)
-    return "slack_webhook", start, end
 
 
 def _check_group1(category: str) -> Check:
@@ -504,9 +435,9 @@ def _tail_end(tail: re.Pattern[str], text: str, pos: int) -> int:
 
 
 _QUOTED_VALUE = r"\"((?:[^\"\\\r\n]|\\.){0,100})|'([^'\r\n]{0,100})"
-_BARE_VALUE_CHARS = r"[^ \t\r\n\f\v\"',;&)}\]<>]"
 
-RULES: tuple[Rule, ...] = (
+#: The rules that are not provider token formats (see providers.py) or key contexts (context.py).
+BASE_RULES: tuple[Rule, ...] = (
     Rule(
         "jwt",
         ("jwt",),
@@ -539,113 +470,6 @@ RULES: tuple[Rule, ...] = (
         before=_ALNUM,
         after=_ALNUM,
         guard=True,
-    ),
-    Rule(
-        "github_token",
-        ("github_token",),
-        r"(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})",
-        literals=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-        check=_plain("github_token"),
-        before=_ALNUM,
-        after=_WORD,
-    ),
-    Rule(
-        "gitlab_token",
-        ("gitlab_token",),
-        r"(?:glpat|glptt|gldt|glrt|glsoat|gloas)-[A-Za-z0-9_\-]{20,255}",
-        literals=("glpat-", "glptt-", "gldt-", "glrt-", "glsoat-", "gloas-"),
-        check=_plain("gitlab_token"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "slack_webhook",
-        ("slack_webhook",),
-        r"hooks\.slack\.com/((?:services|workflows|triggers)/[A-Za-z0-9/_\-]{10,500})",
-        literals=("hooks.slack.com/",),
-        check=_check_slack_webhook,
-        extend=r"[A-Za-z0-9/_\-]*",
-    ),
-    Rule(
-        "slack_token",
-        ("slack_token",),
-        r"xox[abposre]-[A-Za-z0-9\-]{10,255}",
-        literals=("xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-"),
-        check=_plain("slack_token"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "stripe_key",
-        ("stripe_key",),
-        r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,255}|whsec_[A-Za-z0-9]{24,255}",
-        literals=("sk_live_", "sk_test_", "rk_live_", "rk_test_", "pk_live_", "pk_test_", "whsec_"),
-        check=_plain("stripe_key"),
-        before=_ALNUM,
-        after=_WORD,
-    ),
-    Rule(
-        "google_api_key",
-        ("google_api_key",),
-        r"AIza[0-9A-Za-z_\-]{35}",
-        literals=("AIza",),
-        check=_plain("google_api_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "anthropic_key",
-        ("anthropic_key",),
-        r"sk-ant-[a-z]{2,10}[0-9]{2}-[A-Za-z0-9_\-]{20,500}",
-        literals=("sk-ant-",),
-        check=_plain("anthropic_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "openai_key",
-        ("openai_key",),
-        r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,500}",
-        literals=("sk-",),
-        check=_check_mixed("openai_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "npm_token",
-        ("npm_token",),
-        r"npm_[A-Za-z0-9]{36}",
-        literals=("npm_",),
-        check=_plain("npm_token"),
-        before=_ALNUM,
-        after=_WORD,
-    ),
-    Rule(
-        "pypi_token",
-        ("pypi_token",),
-        r"pypi-AgE[A-Za-z0-9_\-]{40,1000}",
-        literals=("pypi-AgE",),
-        check=_plain("pypi_token"),
-        before=_ALNUM,
-        extend=r"[A-Za-z0-9_\-]*",
-    ),
-    Rule(
-        "sendgrid_key",
-        ("sendgrid_key",),
-        r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
-        literals=("SG.",),
-        check=_plain("sendgrid_key"),
-        before=_ALNUM,
-        after=_TOKEN_CHARS,
-    ),
-    Rule(
-        "twilio_key",
-        ("twilio_key",),
-        r"SK[0-9a-fA-F]{32}",
-        literals=("SK",),
-        check=_plain("twilio_key"),
-        before=_ALNUM,
-        after=_ALNUM,
     ),
     Rule(
         "azure_key",
@@ -700,36 +524,12 @@ RULES: tuple[Rule, ...] = (
         check=_check_url_password,
     ),
     Rule(
-        "key_value",
-        ("secret",),
-        r"(?i)(" + _KEY_NAME_RE + r")([\"']?[ \t]*[:=][ \t]*)"
-        r"(?:" + _QUOTED_VALUE + r"|(" + _BARE_VALUE_CHARS + r"{1,100}))",
-        literals=(
-            "pass",
-            "pwd",
-            "secret",
-            "token",
-            "authorization",
-            "cookie",
-            "sess",
-            "credential",
-            "apikey",
-            "api_key",
-            "api-key",
-            "accesskey",
-            "access_key",
-            "access-key",
-            "privatekey",
-            "private_key",
-            "private-key",
-        ),  # fmt: skip
-        icase=True,
-        check=_check_key_value,
-    ),
-    Rule(
         "aws_secret",
         ("aws_secret",),
         r"[A-Za-z0-9/+]{40}",
+        # Cheap for RE2::Set (a run of 40 is not): what the check demands of a match.
+        pre=_AWS_SEPARATED_RUN + r"|(?i:aws|akia|asia)",
+        solo=True,
         check=_check_aws_secret,
         before=frozenset(_B64),
         after=frozenset(_B64 | {"="}),
@@ -804,11 +604,3 @@ RULES: tuple[Rule, ...] = (
         after=_WORD | {":"},
     ),
 )
-
-#: Every built-in category, in the order rules run.
-CATEGORIES: tuple[str, ...] = (
-    "private_key",
-    *dict.fromkeys(cat for rule in RULES for cat in rule.categories),
-)
-OPT_IN_CATEGORIES: frozenset[str] = frozenset({"ip"})
-DEFAULT_CATEGORIES: frozenset[str] = frozenset(CATEGORIES) - OPT_IN_CATEGORIES
