@@ -596,6 +596,19 @@ def test_cli_reports_a_command_it_cannot_run_while_the_lock_holds_it_open(
 # -- existing files: the branches a race reaches ----------------------------------------------------------
 
 
+def _filelock_truncates_on_acquire() -> bool:
+    # filelock up to 4.2.0 empties the lock file once it wins the flock (4.2.1 stopped);
+    # 4.1 is the newest release for Python 3.10.
+    import filelock
+
+    parts = tuple(int(p) for p in filelock.__version__.split(".")[:3] if p.isdigit())
+    return parts < (4, 2, 1)
+
+
+@pytest.mark.skipif(
+    _filelock_truncates_on_acquire(),
+    reason="filelock < 4.2.1 (Python 3.10's newest) empties the file itself once locked; documented in docs/lock.md",
+)
 def test_file_that_gained_content_before_the_lock_was_taken_is_not_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
