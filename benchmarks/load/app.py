@@ -42,7 +42,7 @@ def build() -> Any:
         from hardenkit.logs import configure_logging
 
         # A line-buffered file: each record is written (and fails) on its own.
-        configure_logging("INFO", json=True, stream=open(log_file, "a", buffering=1))  # noqa: SIM115
+        configure_logging("INFO", json=True, stream=open(log_file, "a", buffering=1))
     health: dict[str, Any] = {}
     flag = os.environ.get("LOADTEST_HANG_FLAG")
     if flag:

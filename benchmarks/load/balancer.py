@@ -48,8 +48,13 @@ class ReadinessBalancer:
         self._thread.start()
         if not started.wait(10):
             raise RuntimeError("the balancer did not start")
+        self.port: int = self._bound_port()
+
+    def _bound_port(self) -> int:
+        # A method of its own: in __init__ mypy takes _server for None (set by the thread).
         assert self._server is not None
-        self.port: int = self._server.sockets[0].getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
@@ -140,7 +145,9 @@ class ReadinessBalancer:
             return _BAD_GATEWAY
         # The backend answered "connection: close" to us; the client's connection stays open.
         head, sep, rest = answer.partition(b"\r\n\r\n")
-        head = b"\r\n".join(line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:"))
+        head = b"\r\n".join(
+            line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")
+        )
         return head + sep + rest
 
     def close(self) -> None:

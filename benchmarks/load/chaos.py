@@ -17,9 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from .harness import (
-    HOT_LIMIT, Drive, Outcome, Probe, Sampler, Settings, drive, hot_windows, load_note, main_samples,
-    redis_and_service, service_env, window_of,
-)  # fmt: skip
+    HOT_LIMIT,
+    Drive,
+    Outcome,
+    Probe,
+    Sampler,
+    Settings,
+    drive,
+    hot_windows,
+    load_note,
+    main_samples,
+    redis_and_service,
+    service_env,
+    window_of,
+)
 from .procs import Redis, Service
 from .stats import Verdict, admitted_bound, no_failures, summarize, timeline
 
@@ -27,7 +38,18 @@ STORAGE_TIMEOUT = 0.5  # hardenkit's default storage_timeout
 BACKOFF_CAP = 30.0  # the documented longest wait between two probes of a failed storage
 
 
-def _common(verdict: Verdict, result: Drive, settings: Settings, fault: tuple[float, float]) -> dict[str, Any]:
+def _incidents(verdict: Verdict, log: Path, workers: int) -> None:
+    """The limiter logs an outage once when it starts and once when it ends, per process."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    down = text.count("is unreachable")
+    back = text.count("is reachable again")
+    verdict.expect("one outage logged once per worker", f"<= {workers} 'unreachable' lines",
+                   f"{down} unreachable, {back} reachable again", 0 < down <= workers)  # fmt: skip
+
+
+def _common(
+    verdict: Verdict, result: Drive, settings: Settings, fault: tuple[float, float]
+) -> dict[str, Any]:
     """No 5xx, all answered, p99 bounded, limits within the fallback rule; returns the summary."""
     main = main_samples(result.run)
     summary = summarize(main)
@@ -45,7 +67,9 @@ def _common(verdict: Verdict, result: Drive, settings: Settings, fault: tuple[fl
     return summary.as_dict()
 
 
-def _readiness(verdict: Verdict, probes: list[Probe], fault: tuple[float, float], *, expect_warn: bool) -> dict[str, Any]:
+def _readiness(
+    verdict: Verdict, probes: list[Probe], fault: tuple[float, float], *, expect_warn: bool
+) -> dict[str, Any]:
     """Readiness stays 200 (warn while degraded, never 503 for a Redis fault) and recovers to pass."""
     start, end = fault
     during = [p for p in probes if start + 1.5 <= p.t <= end]
@@ -72,6 +96,9 @@ def _outcome(name: str, expectation: str, verdict: Verdict, result: Drive, sampl
     verdict.notes.append(f"events (s from start): {result.events}")
     verdict.notes.append(load_note())
     extra["events"] = result.events
+    slowest = sorted(result.run.samples, key=lambda s: s.latency)[-20:]
+    extra["slowest"] = [{"t": round(s.intended, 3), "ms": round(s.latency * 1000, 1), "status": s.status,
+                         "error": s.error, "tag": s.tag} for s in reversed(slowest)]  # fmt: skip
     return Outcome(name, "chaos", expectation, verdict, summary, timeline(main_samples(result.run)),
                    sampler.summary(), sampler.rows, extra, round(time.monotonic() - began, 1))  # fmt: skip
 
@@ -85,6 +112,7 @@ def redis_kill(settings: Settings, workdir: Path) -> Outcome:
             result = asyncio.run(drive(service.port, [(total, settings.rate)], settings.hot_rate, events=[
                 (kill_at, "redis killed", redis.kill), (back_at, "redis restarted", redis.start)]))  # fmt: skip
     summary = _common(verdict, result, settings, (kill_at, back_at))
+    _incidents(verdict, workdir / "redis-kill.service.log", settings.workers)
     extra = _readiness(verdict, result.probes, (kill_at, back_at), expect_warn=True)
     return _outcome("redis-kill", "Redis SIGKILLed under load, restarted later: no 5xx, every request answered, "
                     "p99 < storage timeout + SLO p99, per-process limits while down, readiness warn then pass",
@@ -100,6 +128,7 @@ def redis_freeze(settings: Settings, workdir: Path) -> Outcome:
             result = asyncio.run(drive(service.port, [(total, settings.rate)], settings.hot_rate, events=[
                 (stop_at, "redis SIGSTOP", redis.freeze), (cont_at, "redis SIGCONT", redis.thaw)]))  # fmt: skip
     summary = _common(verdict, result, settings, (stop_at, cont_at))
+    _incidents(verdict, workdir / "redis-freeze.service.log", settings.workers)
     extra = _readiness(verdict, result.probes, (stop_at, cont_at), expect_warn=True)
     return _outcome("redis-freeze", f"Redis SIGSTOPped for {cont_at - stop_at:.0f} s "
                     f"({(cont_at - stop_at) / STORAGE_TIMEOUT:.0f}x the storage timeout): as redis-kill",
@@ -132,7 +161,9 @@ def network_fault(settings: Settings, workdir: Path) -> Outcome:
             with Sampler(service.worker_pids) as sampler:
                 result = asyncio.run(drive(service.port, [(healed + tail, settings.rate)], settings.hot_rate,
                                            events=events))  # fmt: skip
-            extra: dict[str, Any] = {"proxy": {"connections": proxy.connections_total, "resets": proxy.resets}}
+            extra: dict[str, Any] = {
+                "proxy": {"connections": proxy.connections_total, "resets": proxy.resets}
+            }
     finally:
         for p in proxies:
             p.close()
@@ -228,7 +259,9 @@ def log_disk_full(settings: Settings, workdir: Path) -> Outcome:
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
                           capture_output=True, text=True, check=False)  # fmt: skip
     if done.returncode != 0:
-        verdict.skipped = f"cannot mount a tmpfs here ({(done.stderr or done.stdout).strip()}); run as root to test"
+        verdict.skipped = (
+            f"cannot mount a tmpfs here ({(done.stderr or done.stdout).strip()}); run as root to test"
+        )
         return Outcome("log-disk-full", "chaos", "skipped", verdict)
     fill_at, free_at, total = (4.0, 9.0, 14.0) if settings.smoke else (20.0, 50.0, 80.0)
     log_file = mount / "app.log"
@@ -258,7 +291,9 @@ def log_disk_full(settings: Settings, workdir: Path) -> Outcome:
                    f"{sizes.get('at_free')} -> {sizes.get('at_end')} bytes",
                    sizes.get("at_end", 0) > sizes.get("at_free", 0))  # fmt: skip
     log_text = (workdir / "log-disk-full.service.log").read_text(errors="replace")
-    verdict.notes.append(f"'Logging error' reports on the service's stderr: {log_text.count('--- Logging error ---')}")
+    verdict.notes.append(
+        f"'Logging error' reports on the service's stderr: {log_text.count('--- Logging error ---')}"
+    )
     return _outcome("log-disk-full", "the log file's disk (a 2 MiB tmpfs) filled under load, then freed: "
                     "no 5xx, every request answered, latency bounded, logging resumes",
                     verdict, result, sampler, summary, {"log_sizes": sizes}, began)  # fmt: skip
@@ -284,7 +319,9 @@ def hanging_check(settings: Settings, workdir: Path) -> Outcome:
     summary = summarize(main)
     no_failures(verdict, summary)
     bound = STORAGE_TIMEOUT * 1000 + settings.slo.p99_ms
-    verdict.expect("app traffic unaffected", f"p99 < {bound:.0f} ms", f"{summary.p99_ms} ms", summary.p99_ms < bound)
+    verdict.expect(
+        "app traffic unaffected", f"p99 < {bound:.0f} ms", f"{summary.p99_ms} ms", summary.p99_ms < bound
+    )
     probes = result.probes
     settled = [p for p in probes if hang_at + check_timeout + 1.5 <= p.t <= release_at]
     failing = sum(1 for p in settled if p.status == 503)

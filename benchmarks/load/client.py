@@ -47,10 +47,18 @@ class RunResult:
     duration: float
 
 
+#: A pooled connection idle longer than this is closed, not reused: the server
+#: (uvicorn: --timeout-keep-alive, 5 s) may be closing it at the same moment, and
+#: a request sent into that race is lost without being the service's fault. Real
+#: client pools do the same (httpx: keepalive_expiry).
+KEEPALIVE_EXPIRY = 2.0
+
+
 class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_used = time.monotonic()
 
     def close(self) -> None:
         self.writer.close()
@@ -74,8 +82,12 @@ class ConstantRateClient:
         async with self._free:
             while not self._idle and self._open >= self.max_connections:
                 await self._free.wait()
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                conn = self._idle.pop()
+                if time.monotonic() - conn.last_used < KEEPALIVE_EXPIRY:
+                    return conn
+                conn.close()
+                self._open -= 1
             self._open += 1
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -89,6 +101,7 @@ class ConstantRateClient:
             if conn is None:
                 self._open -= 1
             else:
+                conn.last_used = time.monotonic()
                 self._idle.append(conn)
             self._free.notify()
 

@@ -124,7 +124,8 @@ class Sampler:
         workers = self.per_worker()
         return {
             str(pid): {
-                "rss_kib_first": rows[0].get("rss_kib"), "rss_kib_last": rows[-1].get("rss_kib"),
+                "rss_kib_first": rows[0].get("rss_kib"),
+                "rss_kib_last": rows[-1].get("rss_kib"),
                 "rss_kib_max": max(r.get("rss_kib", 0) for r in rows),
                 "fds_max": max(r.get("fds", 0) for r in rows),
                 "threads_max": max(r.get("threads", 0) for r in rows),

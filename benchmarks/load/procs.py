@@ -138,6 +138,15 @@ def children(pid: int) -> list[int]:
     return sorted(set(found))
 
 
+def _is_worker(pid: int) -> bool:
+    """A uvicorn worker (multiprocessing spawn_main), not the resource tracker beside it."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"resource_tracker" not in cmdline
+
+
 def proc_stats(pid: int) -> dict[str, int] | None:
     """RSS (KiB), open fds and threads of a live process; None once it is gone."""
     try:
@@ -183,7 +192,7 @@ class Service:
                 "--log-level", "warning", "--no-access-log", *self.extra_args]  # fmt: skip
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, env=env, cwd=str(ROOT), stdout=out, stderr=subprocess.STDOUT)
         if self.log_path:
             out.close()  # type: ignore[union-attr]
@@ -199,7 +208,7 @@ class Service:
             return []
         if self.workers == 1:
             return [self.proc.pid] if self.proc.poll() is None else []
-        return children(self.proc.pid)
+        return [pid for pid in children(self.proc.pid) if _is_worker(pid)]
 
     def stop(self) -> None:
         if self.proc is not None:

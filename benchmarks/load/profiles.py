@@ -16,18 +16,35 @@ from pathlib import Path
 from typing import Any
 
 from .harness import (
-    Outcome, Sampler, Settings, drive, hot_windows, load_note, main_samples, redis_and_service,
-)  # fmt: skip
+    Outcome,
+    Sampler,
+    Settings,
+    drive,
+    hot_windows,
+    load_note,
+    main_samples,
+    redis_and_service,
+)
 from .stats import (
-    Step, Verdict, admitted_bound, find_knee, memory_slope, no_failures, slo_checks, summarize, timeline,
-)  # fmt: skip
+    Step,
+    Verdict,
+    admitted_bound,
+    find_knee,
+    memory_slope,
+    no_failures,
+    slo_checks,
+    summarize,
+    timeline,
+)
 
 
 def _exact_limits(verdict: Verdict, run: Any, settings: Settings) -> None:
     from .harness import HOT_LIMIT
 
     ok, detail = admitted_bound(hot_windows(run), HOT_LIMIT, set(), settings.workers)
-    verdict.expect("limit exact across workers (hot client)", f"<= {HOT_LIMIT} admitted per 1 s window", detail, ok)
+    verdict.expect(
+        "limit exact across workers (hot client)", f"<= {HOT_LIMIT} admitted per 1 s window", detail, ok
+    )
 
 
 def sustained(settings: Settings, workdir: Path) -> Outcome:
@@ -136,7 +153,7 @@ def _wrk(port: int, seconds: float, connections: int, workdir: Path) -> dict[str
         return {"skipped": "wrk not installed (apt-get install wrk)"}
     script = workdir / "clients.lua"
     script.write_text(
-        'local n = 0\nrequest = function()\n  n = n + 1\n'
+        "local n = 0\nrequest = function()\n  n = n + 1\n"
         '  return wrk.format("GET", "/items/1", {["X-Client"] = "w" .. (n % 5000)})\nend\n'
     )
     proc = subprocess.run(
@@ -173,13 +190,17 @@ def stress(settings: Settings, workdir: Path) -> Outcome:
                 part = summarize(result.run.samples, step_seconds)
                 five_xx += part.count_5xx
                 steps.append(Step(rate, part.throughput, part.p95_ms, part.p99_ms, part.error_rate))
-                if find_knee(steps, p95_slo_ms=settings.slo.p95_ms, max_error_rate=settings.slo.error_rate).first_bad:
+                if find_knee(
+                    steps, p95_slo_ms=settings.slo.p95_ms, max_error_rate=settings.slo.error_rate
+                ).first_bad:
                     break
             ceiling = _wrk(service.port, step_seconds, 32, workdir)
     knee = find_knee(steps, p95_slo_ms=settings.slo.p95_ms, max_error_rate=settings.slo.error_rate)
     verdict.expect("SLO met at the lowest step", f"p95 < {settings.slo.p95_ms} ms at {rates[0]:.0f}/s",
                    f"p95 {steps[0].p95_ms} ms", knee.last_good is not None)  # fmt: skip
-    verdict.expect("overload answers no 5xx", "0 (overload is latency or 429/503, not 500)", five_xx, five_xx == 0)
+    verdict.expect(
+        "overload answers no 5xx", "0 (overload is latency or 429/503, not 500)", five_xx, five_xx == 0
+    )
     good = knee.last_good.rate if knee.last_good else 0
     verdict.notes.append(
         f"knee: SLO held up to {good:.0f} req/s offered; "

@@ -85,7 +85,11 @@ def to_markdown(outcomes: list[Outcome], settings: Settings, meta: dict[str, Any
         if o.summary.get("statuses"):
             lines += ["", f"Status codes (main traffic): {o.summary['statuses']}"]
         if "steps" in o.summary:
-            lines += ["", "| offered req/s | achieved | p95 ms | p99 ms | error rate |", "| ---: | ---: | ---: | ---: | ---: |"]
+            lines += [
+                "",
+                "| offered req/s | achieved | p95 ms | p99 ms | error rate |",
+                "| ---: | ---: | ---: | ---: | ---: |",
+            ]
             lines += [f"| {st['rate']} | {st['achieved']} | {st['p95_ms']} | {st['p99_ms']} | {st['error_rate']} |"
                       for st in o.summary["steps"]]  # fmt: skip
         lines += [""] + [f"- {note}" for note in o.verdict.notes]
@@ -122,7 +126,9 @@ def plot(outcomes: list[Outcome], out: Path) -> tuple[list[str], str]:
         for row in o.rss:
             by_pid.setdefault(row["pid"], []).append(row)
         for pid, rows in by_pid.items():
-            bottom.plot([r["t"] for r in rows], [r.get("rss_kib", 0) / 1024 for r in rows], label=f"pid {pid}")
+            bottom.plot(
+                [r["t"] for r in rows], [r.get("rss_kib", 0) / 1024 for r in rows], label=f"pid {pid}"
+            )
         bottom.set_ylabel("RSS MiB")
         bottom.set_xlabel("seconds")
         if by_pid:

@@ -53,10 +53,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help=f"any of: {', '.join(SCENARIOS)}")  # fmt: skip
     parser.add_argument("--all", action="store_true", help="every profile and chaos scenario")
     parser.add_argument("--smoke", action="store_true", help="the short forms (seconds each), for CI")
-    parser.add_argument("--app", default="benchmarks.load.app:app", help="module:app to serve (default: the demo)")
+    parser.add_argument(
+        "--app", default="benchmarks.load.app:app", help="module:app to serve (default: the demo)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
     parser.add_argument("--rate", type=float, default=100.0, help="sustained req/s (default 100)")
-    parser.add_argument("--soak-seconds", type=float, default=0.0, help="soak length (default 20 smoke, 1800)")
+    parser.add_argument(
+        "--soak-seconds", type=float, default=0.0, help="soak length (default 20 smoke, 1800)"
+    )
     parser.add_argument("--leak-kib-per-min", type=float, default=1024.0, help="RSS slope flagged as a leak")
     parser.add_argument("--p95-ms", type=float, default=100.0)
     parser.add_argument("--p99-ms", type=float, default=250.0)
@@ -75,7 +79,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     workdir = Path(tempfile.mkdtemp(prefix="hk-load-"))
-    out = args.out or (workdir / "report" if args.smoke else Path("benchmarks/results") / datetime.date.today().isoformat())
+    out = args.out or (
+        workdir / "report" if args.smoke else Path("benchmarks/results") / datetime.date.today().isoformat()
+    )
     settings = Settings(
         app=args.app, workers=args.workers, smoke=args.smoke, rate=args.rate, out=out,
         slo=Slo(p95_ms=args.p95_ms, p99_ms=args.p99_ms), leak_threshold_kib_per_min=args.leak_kib_per_min,

@@ -135,7 +135,7 @@ def linear_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     var = sum((x - mean_x) ** 2 for x in xs)
     if var == 0:
         return 0.0
-    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var
 
 
 @dataclass
