@@ -96,6 +96,7 @@ def _outcome(name: str, expectation: str, verdict: Verdict, result: Drive, sampl
     verdict.notes.append(f"events (s from start): {result.events}")
     verdict.notes.append(load_note())
     extra["events"] = result.events
+    extra["started_wall"] = result.run.started_wall  # epoch s of t=0: to match service logs and windows
     slowest = sorted(result.run.samples, key=lambda s: s.latency)[-20:]
     extra["slowest"] = [{"t": round(s.intended, 3), "ms": round(s.latency * 1000, 1), "status": s.status,
                          "error": s.error, "tag": s.tag} for s in reversed(slowest)]  # fmt: skip

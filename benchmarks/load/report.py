@@ -27,7 +27,7 @@ def _clean(value: Any) -> Any:
 
 
 def to_json(outcomes: list[Outcome], settings: Settings, meta: dict[str, Any]) -> dict[str, Any]:
-    return _clean({
+    cleaned: dict[str, Any] = _clean({
         "meta": meta,
         "settings": {"app": settings.app, "workers": settings.workers, "smoke": settings.smoke,
                      "rate": settings.rate, "hot_rate": settings.hot_rate, "slo": settings.slo.__dict__},
@@ -41,6 +41,7 @@ def to_json(outcomes: list[Outcome], settings: Settings, meta: dict[str, Any]) -
             for o in outcomes
         ],
     })  # fmt: skip
+    return cleaned
 
 
 def _cell(value: Any) -> str:
