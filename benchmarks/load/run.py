@@ -15,6 +15,7 @@ import argparse
 import datetime
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -76,8 +77,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds through the finally blocks, which stop every process by pid.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="hk-load-"))
     out = args.out or (
         workdir / "report" if args.smoke else Path("benchmarks/results") / datetime.date.today().isoformat()
