@@ -29,6 +29,7 @@ from .stats import (
     Step,
     Verdict,
     admitted_bound,
+    baseline_growth,
     find_knee,
     memory_slope,
     no_failures,
@@ -131,11 +132,14 @@ def soak(settings: Settings, workdir: Path) -> Outcome:
             f"{mem.slope_kib_per_min} KiB/min, {mem.growth_kib} KiB over {mem.samples} samples",
             not mem.leak,
         )  # fmt: skip
-        fds = [r["fds"] for r in rows[len(rows) // 3 :]]
+        fds = [r["fds"] for r in rows]
+        rise = baseline_growth(fds)
         verdict.expect(
-            f"open fds bounded (worker {pid})", "growth <= 16 after warm-up",
-            f"{min(fds)}..{max(fds)}", max(fds) - min(fds) <= 16,
-        )  # fmt: skip
+            f"open fds bounded (worker {pid})",
+            "baseline (median of the last 20 % minus the first 20 % after warm-up) rises <= 8",
+            f"{rise:+.0f} (range {min(fds)}..{max(fds)})",
+            rise <= 8,
+        )
     verdict.notes.append(load_note())
     return Outcome(
         "soak", "profile",

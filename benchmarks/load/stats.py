@@ -173,6 +173,20 @@ def memory_slope(
     return MemoryVerdict(round(slope, 2), round(growth, 1), len(xs), leak)
 
 
+def baseline_growth(values: Sequence[float], *, warmup_fraction: float = 0.3, edge: float = 0.2) -> float:
+    """How much the baseline of a series rose after warm-up: median of its last ``edge``
+    minus median of its first ``edge``.
+
+    For open fds: bursts of connections come and go (a short spike is not a
+    leak), while a leak raises the level that the series keeps returning to.
+    """
+    rest = list(values[int(len(values) * warmup_fraction) :])
+    if len(rest) < 2:
+        return 0.0
+    size = max(1, int(len(rest) * edge))
+    return float(percentile(rest[-size:], 50) - percentile(rest[:size], 50))
+
+
 @dataclass
 class Step:
     """One step of a stress ramp: the offered rate and what it gave."""

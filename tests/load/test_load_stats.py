@@ -9,6 +9,7 @@ from benchmarks.load.stats import (
     Step,
     Verdict,
     admitted_bound,
+    baseline_growth,
     find_knee,
     linear_slope,
     memory_slope,
@@ -154,3 +155,13 @@ def test_verdict_and_slo_checks() -> None:
     assert [c.name for c in bad.checks if not c.passed] == ["p95"]
     skipped = Verdict(skipped="no tmpfs")
     assert skipped.status == "skipped" and not skipped.passed
+
+
+def test_fd_bursts_are_not_growth_but_a_rising_baseline_is() -> None:
+    bursts = [20.0] * 100
+    for i in range(35, 100, 10):
+        bursts[i] = 48.0  # connection bursts that come and go
+    assert baseline_growth(bursts) == 0.0
+    leak = [20.0 + i // 5 for i in range(100)]  # one more fd every 5 samples
+    assert baseline_growth(leak) > 8
+    assert baseline_growth([1.0]) == 0.0
