@@ -1,0 +1,1 @@
+"""Benchmarks: the bench_*.py scripts, and the load, soak and chaos harness in load/."""
