@@ -193,7 +193,9 @@ def test_a_limit_that_is_a_function_of_the_key() -> None:
 
 
 def test_the_dependency_form_under_kit_wrap() -> None:
-    kit = hk.Kit().register(hk.HeaderContractMiddleware).register(hk.RateLimitMiddleware, default="100/minute")
+    kit = (
+        hk.Kit().register(hk.HeaderContractMiddleware).register(hk.RateLimitMiddleware, default="100/minute")
+    )
     with TestClient(kit.wrap(limited_app()), raise_server_exceptions=False) as client:
         assert client.get("/a").status_code == 200
         limited = client.get("/a")

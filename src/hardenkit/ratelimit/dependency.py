@@ -150,7 +150,11 @@ def rate_limit(
     # FastAPI reads the signature: it injects the connection, so a key function sees the
     # request its auth dependency saw (called directly, the check finds it in the scope).
     check.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=HTTPConnection)]
+        [
+            inspect.Parameter(
+                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=HTTPConnection
+            )
+        ]
     )
     label = table.label
     check.__name__ = f"rate_limit_{label}" if _POLICY_NAME.match(label) else "rate_limit"

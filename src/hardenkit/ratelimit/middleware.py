@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     )
 
 from .dependency import _CURRENT, _RequestState
-from .schema import document_rate_limits, find_app
 from .policy import (
     _ERROR_MODES,
     _HEADER_MODES,
@@ -75,6 +74,7 @@ from .policy import (
     _takes_one_argument,
     parse_overrides,
 )
+from .schema import document_rate_limits, find_app
 
 __all__ = ["RateLimitMiddleware"]
 

@@ -111,12 +111,16 @@ class LimitTable:
                 self._inline(None, policy)  # a bad limit string fails at start-up
         elif isinstance(policy, Mapping):
             if tier is None:
-                raise ConfigurationError("rate_limit: a mapping of tiers needs tier= (a function of the request)")
+                raise ConfigurationError(
+                    "rate_limit: a mapping of tiers needs tier= (a function of the request)"
+                )
             if not policy:
                 raise ConfigurationError("rate_limit: the mapping of tiers is empty")
             for name, limit in policy.items():
                 if not isinstance(name, str) or not isinstance(limit, str) or not limit:
-                    raise ConfigurationError(f"rate_limit: tier {name!r}: expected a limit string, got {limit!r}")
+                    raise ConfigurationError(
+                        f"rate_limit: tier {name!r}: expected a limit string, got {limit!r}"
+                    )
                 if not _POLICY_NAME.match(limit):
                     self._inline(None, limit)
             self._tiers = dict(policy)

@@ -32,7 +32,10 @@ RESPONSE_429: dict[str, Any] = {
     },
     "headers": {
         "Retry-After": {"description": "Seconds until a retry can succeed.", "schema": {"type": "integer"}},
-        "RateLimit": {"description": "Remaining quota (IETF RateLimit header fields).", "schema": {"type": "string"}},
+        "RateLimit": {
+            "description": "Remaining quota (IETF RateLimit header fields).",
+            "schema": {"type": "string"},
+        },
         "RateLimit-Policy": {"description": "The limits that apply.", "schema": {"type": "string"}},
     },
 }
