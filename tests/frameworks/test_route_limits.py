@@ -260,3 +260,46 @@ def test_bad_arguments_fail_at_start_up(args: Any, kwargs: Any, message: str) ->
         hk.rate_limit(*args, **kwargs)
     with pytest.raises(ConfigurationError, match=message):
         hk.limited(*args, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:.*deprecated inferred style")
+def test_litestar_routes_have_their_own_buckets_and_take_the_decorator() -> None:
+    from litestar import Litestar, get
+
+    @get("/a/{item:int}", media_type="text/plain")
+    async def route_a(item: int) -> str:
+        await hk.rate_limit("1/minute")()
+        return str(item)
+
+    @get("/b", media_type="text/plain")
+    @hk.limited("1/minute")
+    async def route_b() -> str:
+        return "b"
+
+    client = TestClient(hk.harden(Litestar([route_a, route_b], logging_config=None), env=False))
+    assert client.get("/a/1").text == "1"
+    assert client.get("/a/2").status_code == 429  # one bucket for the route, not per value
+    assert client.get("/b").status_code == 200
+    refused = client.get("/b")
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+
+
+def test_quart_endpoints_named_apart_with_bucket() -> None:
+    from quart import Quart
+
+    app = Quart(__name__)
+
+    @app.get("/x")
+    async def x() -> str:
+        await hk.rate_limit("1/minute", bucket="x")()
+        return "x"
+
+    @app.get("/y")
+    async def y() -> str:
+        await hk.rate_limit("1/minute", bucket="y")()
+        return "y"
+
+    client = TestClient(hk.harden(app, env=False), raise_server_exceptions=False)
+    assert [client.get("/x").status_code, client.get("/y").status_code] == [200, 200]
+    assert [client.get("/x").status_code, client.get("/y").status_code] == [429, 429]
