@@ -102,13 +102,18 @@ def test_the_429_is_in_the_schema_of_a_decorated_route_and_of_a_nested_dependenc
     async def decorated() -> str:
         return "ok"
 
+    @app.get("/own", responses={429: {"description": "slow down"}}, dependencies=[Depends(check)])
+    async def own() -> str:
+        return "own"
+
     # Called directly too (the app served by no middleware), and a schema already
     # generated is regenerated.
     assert "429" not in app.openapi()["paths"]["/nested"]["get"]["responses"]
-    assert document_rate_limits(app) == 2
+    assert document_rate_limits(app) == 3
     paths = app.openapi()["paths"]
     assert "429" in paths["/nested"]["get"]["responses"]
     assert "429" in paths["/decorated"]["get"]["responses"]
+    assert paths["/own"]["get"]["responses"]["429"]["description"] == "slow down"  # the route's own kept
 
 
 def auth_app(limit: Any) -> FastAPI:

@@ -74,7 +74,7 @@ from .policy import (
     _takes_one_argument,
     parse_overrides,
 )
-from .schema import document_rate_limits, find_app
+from .schema import document_served
 
 __all__ = ["RateLimitMiddleware"]
 
@@ -480,7 +480,7 @@ class RateLimitMiddleware:
             return
         if not self._documented:
             self._documented = True  # once: the routes are the app's, not the request's
-            document_rate_limits(find_app(scope.get("app"), self.app))
+            document_served(scope.get("app"), self.app)
         state = _RequestState(self, scope)
         token = _CURRENT.set(state)
         try:

@@ -8,6 +8,7 @@ runs it once for the FastAPI app it serves; call it yourself for an app it does 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 __all__ = ["RESPONSE_429", "document_rate_limits"]
@@ -41,6 +42,8 @@ RESPONSE_429: dict[str, Any] = {
 }
 
 _MAX_DEPTH = 32
+
+logger = logging.getLogger("hardenkit.ratelimit")
 
 
 def _is_check(call: Any) -> bool:
@@ -83,12 +86,26 @@ def document_rate_limits(app: Any) -> int:
     return count
 
 
+def _is_fastapi_like(app: Any) -> bool:
+    # An instance attribute, as FastAPI sets it: a property (Litestar's builds its own
+    # schema when read) is never touched.
+    return "openapi_schema" in getattr(app, "__dict__", {})
+
+
 def find_app(scope_app: Any, inner: Any) -> Any:
     """The FastAPI-style app a middleware serves: the scope's, else the first down ``.app``."""
-    if scope_app is not None and hasattr(scope_app, "openapi_schema"):
+    if _is_fastapi_like(scope_app):
         return scope_app
     for _ in range(_MAX_DEPTH):
-        if inner is None or hasattr(inner, "openapi_schema"):
+        if inner is None or _is_fastapi_like(inner):
             return inner
-        inner = getattr(inner, "app", None)
+        inner = getattr(inner, "__dict__", {}).get("app")
     return None
+
+
+def document_served(scope_app: Any, inner: Any) -> None:
+    """:func:`document_rate_limits` for the app a middleware serves; never raises."""
+    try:
+        document_rate_limits(find_app(scope_app, inner))
+    except Exception:
+        logger.exception("could not add the 429 to the OpenAPI schema; the limits still apply")
