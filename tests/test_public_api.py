@@ -22,6 +22,8 @@ PUBLISHED: dict[str, set[str]] = {
         "limiter_stats", "rate_limit", "request_id", "run_sync", "to_async",
         # Added by the API-keys issue (17).
         "APIKeyMiddleware", "principal", "require_roles",
+        # Added by issue 14 (the decorator form of rate_limit).
+        "limited",
     },
     "hardenkit.lock": {
         "FileLock", "Holder", "JsonState", "LockError", "LockTimeout", "StateCorrupted", "StateError",
@@ -46,7 +48,11 @@ PUBLISHED: dict[str, set[str]] = {
     },
     # Packages added by the layout (their names were reachable from hardenkit before).
     "hardenkit.headers": {"HeaderContractMiddleware", "REQUEST_ID", "request_id"},
-    "hardenkit.ratelimit": {"RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"},
+    "hardenkit.ratelimit": {
+        "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit",
+        # Added by issue 14 (the decorator form, the 429 in OpenAPI).
+        "document_rate_limits", "limited",
+    },
     # Added by the API-keys issue (17).
     "hardenkit.auth": {
         "KEY_PATTERN", "KEY_PREFIX", "APIKeyMiddleware", "AuthError", "EnvKeyStore", "FileKeyStore", "KeyHasher",

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .lock import FileLock, JsonState, atomic_write
     from .logs import AccessLogMiddleware, RedactingFilter, Redactor, configure_logging
     from .metrics import SLO, MetricsMiddleware
-    from .ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, rate_limit
+    from .ratelimit import RateLimitBreach, RateLimitExceeded, RateLimitMiddleware, limited, rate_limit
     from .timeouts import TimeoutMiddleware
 
 # public name -> module that defines it (relative to this package)
@@ -74,6 +74,7 @@ _LAZY: dict[str, str] = {
     "configure_logging": ".logs",
     "gather_limited": ".aio",
     "harden": "._core.kit",
+    "limited": ".ratelimit",
     "limiter_stats": ".aio",
     "principal": ".auth",
     "rate_limit": ".ratelimit",
@@ -116,6 +117,7 @@ __all__ = [
     "configure_logging",
     "gather_limited",
     "harden",
+    "limited",
     "limiter_stats",
     "principal",
     "rate_limit",

@@ -113,28 +113,19 @@ def test_harden_limits_request_bodies_in_every_framework(framework: str) -> None
         assert_contract(response)
 
 
-# The in-handler check (``await hk.rate_limit(...)()``) raises RateLimitExceeded; only
-# Starlette's exception middleware turns it into the 429 today. The middleware answering
-# it when it escapes any app is the rate-limiter part of issue 14.
-_IN_HANDLER_PENDING = {"litestar", "quart", "django"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=[pytest.mark.xfail(strict=True, reason="needs the rate-limiter part of issue 14")]
-            if name in _IN_HANDLER_PENDING
-            else [],
-        )
-        for name in FRAMEWORKS
-    ],
-)
-def test_an_in_handler_limit_answers_429_in_every_framework(name: str) -> None:
-    with TestClient(hardened(name, "harden"), raise_server_exceptions=False) as client:
+# The in-handler check (``await hk.rate_limit(...)()``) raises RateLimitExceeded; a
+# framework that turns it into its own 500 (Litestar, Quart, Django, FastAPI under
+# Kit.wrap) gets that 500 replaced by the middleware's 429.
+def test_an_in_handler_limit_answers_429_in_every_framework(framework: str, mode: str) -> None:
+    with TestClient(hardened(framework, mode), raise_server_exceptions=False) as client:
         assert client.get("/limited").status_code == 200
         limited = client.get("/limited")
         assert limited.status_code == 429
         assert limited.headers["content-type"] == "application/problem+json"
+        assert limited.json()["request_id"] == limited.headers["x-request-id"]
+        assert int(limited.headers["retry-after"]) > 0
+        assert "ratelimit" in limited.headers
         assert_contract(limited)
+        # The next request is the framework's own again (its real 500 stays a 500).
+        assert client.get("/").status_code == 200
+        assert client.get("/boom").status_code == 500

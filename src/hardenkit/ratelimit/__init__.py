@@ -7,7 +7,9 @@ overrides, then one check-and-count in the storage. A refused request gets a 429
 ``application/problem+json`` answer; an admitted one gets the rate-limit headers.
 
 Modules: ``middleware`` (the ASGI middleware), ``policy`` (limit strings, rules,
-overrides, the breach record), ``dependency`` (:func:`rate_limit`), ``keys``
+overrides, the breach record), ``dependency`` (:func:`rate_limit`), ``routes`` (route
+buckets, ``key=``/tiers of a check), ``decorator`` (:func:`limited`), ``schema`` (the
+429 in FastAPI's OpenAPI: :func:`document_rate_limits`), ``keys``
 (client addresses, trusted proxies), ``engine`` (the engine types, limits'
 strategies), ``memory`` (the bounded in-process store), ``scripts`` and
 ``moving`` (the Redis/Valkey Lua scripts), ``clients`` (URIs, bounded pools),
@@ -18,8 +20,18 @@ outages and the fallback budget). May import the shared core and ``limits``
 
 from __future__ import annotations
 
+from .decorator import limited
 from .dependency import rate_limit
 from .middleware import RateLimitMiddleware
 from .policy import QUOTA_EXCEEDED, RateLimitBreach, RateLimitExceeded
+from .schema import document_rate_limits
 
-__all__ = ["QUOTA_EXCEEDED", "RateLimitBreach", "RateLimitExceeded", "RateLimitMiddleware", "rate_limit"]
+__all__ = [
+    "QUOTA_EXCEEDED",
+    "RateLimitBreach",
+    "RateLimitExceeded",
+    "RateLimitMiddleware",
+    "document_rate_limits",
+    "limited",
+    "rate_limit",
+]

@@ -74,6 +74,7 @@ from .policy import (
     _takes_one_argument,
     parse_overrides,
 )
+from .schema import document_served
 
 __all__ = ["RateLimitMiddleware"]
 
@@ -293,6 +294,7 @@ class RateLimitMiddleware:
             raise ConfigurationError(
                 f"max_keys: expected a whole number >= 1 (default {DEFAULT_MAX_KEYS}), got {max_keys!r}"
             )
+        self._documented = False  # document_rate_limits() ran for the app served
         self._network: NetworkEngines | None = None
         if not isinstance(storage, str) or "://" not in storage:
             raise ConfigurationError(
@@ -476,6 +478,9 @@ class RateLimitMiddleware:
                 return
             await self.app(scope, receive, send)
             return
+        if not self._documented:
+            self._documented = True  # once: the routes are the app's, not the request's
+            document_served(scope.get("app"), self.app)
         state = _RequestState(self, scope)
         token = _CURRENT.set(state)
         try:
@@ -562,10 +567,18 @@ class RateLimitMiddleware:
         count_after: tuple[_Policy, str, int] | None,
     ) -> None:
         started = False
+        replaced = False  # the framework's 500 for a refused check, replaced by the 429
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if replaced:
+                return
             if message["type"] == "http.response.start" and not started:
+                if state.refused is not None and int(message.get("status", 500)) >= 500:
+                    # Litestar, Quart, Django (and FastAPI under Kit.wrap) turn the
+                    # exception into their own 500 instead of letting it escape.
+                    replaced = True
+                    return
                 started = True
                 if count_after is not None and self._count_when is not None:
                     await self._count_response(message, state, count_after)
@@ -580,11 +593,17 @@ class RateLimitMiddleware:
                 raise
             await self._endpoint_refusal(scope, receive, send, exc, state.decisions)
         except Exception:
+            if replaced and state.refused is not None:
+                await self._endpoint_refusal(scope, receive, send, state.refused, state.decisions)
+                return
             # The app crashed before answering: an outer component sends a 500, which
             # count_when must see like any other status.
             if not started and count_after is not None and self._count_when is not None:
                 await self._count_response({"status": 500}, state, count_after)
             raise
+        else:
+            if replaced and state.refused is not None:
+                await self._endpoint_refusal(scope, receive, send, state.refused, state.decisions)
 
     async def _endpoint_refusal(
         self,
