@@ -25,8 +25,8 @@ def _floors() -> dict[tuple[str, str | None], str]:
     floors: dict[tuple[str, str | None], str] = {}
     for requirement in metadata.requires("hardenkit") or []:
         match = re.match(r"([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*>=\s*([0-9][0-9.]*)", requirement)
-        if match is None:
-            continue
+        if match is None or "python_version" in requirement:
+            continue  # a floor for some Pythons only (filelock on 3.11+) is stated beside the main one
         extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", requirement)
         floors[(match.group(1).lower(), extra.group(1) if extra else None)] = match.group(2)
     return floors
@@ -50,6 +50,15 @@ def test_the_readme_states_the_declared_floor(row: str) -> None:
     assert _table()[row].split()[0] == floor, (
         f"README says {_table()[row]!r}, pyproject {distribution}>={floor}"
     )
+
+
+def test_a_floor_for_some_pythons_is_stated_too() -> None:
+    conditional = [
+        r for r in metadata.requires("hardenkit") or [] if "python_version" in r and "extra" not in r
+    ]
+    for requirement in conditional:
+        name, floor = re.match(r"([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][0-9.]*)", requirement).groups()  # type: ignore[union-attr]
+        assert floor in _table()[name], (name, floor)
 
 
 def test_the_readme_states_the_python_and_fastapi_floors() -> None:
