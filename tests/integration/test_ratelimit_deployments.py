@@ -143,9 +143,9 @@ def commands_per_request(storage: str, strategy: str, ports: list[int]) -> dict[
         delta = {
             name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)
         }
-        # command_calls() itself, and what sentinels and cluster nodes send on their own
-        # (health checks, hello messages), whatever the clients do.
-        for own in ("info", "hello", "client|setinfo", "ping", "publish"):
+        # command_calls() itself, and what sentinels, cluster nodes and replicas send on their own
+        # (health checks, hello messages, a replica's REPLCONF ACK each second), whatever the clients do.
+        for own in ("info", "hello", "client|setinfo", "ping", "publish", "replconf"):
             delta.pop(own, None)
         return delta
 
