@@ -71,11 +71,19 @@ async def test_mounts_with_parameters_are_turned_back_into_templates() -> None:
     await call(app, "/users/5/missing")
     await call(app, "/static/app.js")
     by_route = requests_by(await scrape(app), "route", "status")
-    assert by_route == {
+    # The static mount's own answer differs across starlette versions (200 on 1.x, 404 on 0.40);
+    # what is tested is its label, a template.
+    static = {key: value for key, value in by_route.items() if key[0] == "/static/{path}"}
+    assert sum(static.values()) == 1
+    import starlette
+
+    # A miss inside a mount keeps the mount's template on starlette 1.x; 0.40 reports no partial
+    # match for it, so it is the one bounded "<unmatched>" label there.
+    missing = "/users/{user_id}/{path}" if int(starlette.__version__.split(".")[0]) >= 1 else "<unmatched>"
+    assert {key: value for key, value in by_route.items() if key not in static} == {
         ("/users/{user_id}/things/{thing_id}", "200"): 2,
         ("/v1/orgs/{org}/repos/{repo}", "200"): 2,
-        ("/users/{user_id}/{path}", "404"): 1,
-        ("/static/{path}", "200"): 1,
+        (missing, "404"): 1,
     }
 
 

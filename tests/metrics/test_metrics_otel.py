@@ -49,7 +49,14 @@ async def test_requests_are_recorded_with_the_http_semantic_conventions() -> Non
     }
     assert durations == {("/items/{item_id}", 200): 2, ("<unmatched>", 404): 1}
     bounds = found["http.server.request.duration"][0].explicit_bounds
-    assert 0.1 in bounds and 0.5 in bounds  # the same buckets as Prometheus
+    import inspect
+
+    from opentelemetry.metrics import Meter
+
+    if "explicit_bucket_boundaries_advisory" in inspect.signature(Meter.create_histogram).parameters:
+        assert 0.1 in bounds and 0.5 in bounds  # the same buckets as Prometheus
+    else:  # an API older than the bucket advisory keeps the SDK's default buckets
+        assert bounds
     assert [p.value for p in found["http.server.active_requests"]] == [0]
     assert sum(p.sum for p in found["http.server.response.body.size"]) == len(b"ok") * 2 + len(b"Not Found")
     provider.shutdown()

@@ -30,12 +30,13 @@ class OtelInstruments:
             if provider is True
             else provider.get_meter("hardenkit", __version__)
         )
-        self.duration = meter.create_histogram(
-            "http.server.request.duration",
-            unit="s",
-            description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=list(buckets),
-        )
+        name, unit, description = "http.server.request.duration", "s", "Duration of HTTP server requests."
+        try:
+            self.duration = meter.create_histogram(
+                name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
+            )
+        except TypeError:  # an OpenTelemetry API older than the bucket advisory: its default buckets
+            self.duration = meter.create_histogram(name, unit=unit, description=description)
         self.active = meter.create_up_down_counter(
             "http.server.active_requests",
             unit="{request}",
